@@ -1,0 +1,19 @@
+//! Beacon's catalog: what the cluster runs, as one immutable snapshot.
+//!
+//! A [`Catalog`] holds the frameworks, tasks, agents and leader that a Mesos master reports, in a
+//! typed form: pids are parsed, port ranges expanded, hostnames resolved. It is built whole by a
+//! source (see [`mesos`]) and handed to consumers (the DNS record generator, the HTTP API) behind an
+//! `Arc`, so a query never waits for an update.
+//!
+//! This crate does no I/O and has no async code: parsing is pure, and hostname resolution is done
+//! by the caller, which fills [`Catalog::host_ips`].
+
+#![warn(missing_docs)]
+
+pub mod mesos;
+mod model;
+
+pub use model::{
+    Agent, Catalog, Discovery, DiscoveryPort, Framework, Label, NetworkInfo, Pid, PortRange,
+    Status, Task,
+};

@@ -1,0 +1,218 @@
+//! The catalog's types: a typed, validated view of a Mesos master's state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// A snapshot of everything Beacon knows about the cluster's workloads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    /// The leading master's pid (`master@ip:port`), when the state names one.
+    pub leader: Option<Pid>,
+    /// The leader string exactly as reported, for records that Mesos-DNS derives from it.
+    pub leader_raw: String,
+    /// Mesos agents ("slaves").
+    pub agents: Vec<Agent>,
+    /// Frameworks with their tasks, in the order the master reported them.
+    pub frameworks: Vec<Framework>,
+    /// Addresses of every hostname that appears in a pid or framework hostname, filled by the
+    /// source after resolving them; a name absent here did not resolve.
+    pub host_ips: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl Catalog {
+    /// The agent with this id, if the master reports it.
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.id == id)
+    }
+
+    /// The addresses of `host`: the literal itself when it is an IP, else what resolution found.
+    pub fn ips_of(&self, host: &str) -> Vec<IpAddr> {
+        match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => self.host_ips.get(host).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Every hostname (not an IP literal) that records may need resolved.
+    pub fn hostnames(&self) -> Vec<String> {
+        let pids = self.agents.iter().filter_map(|a| a.pid.as_ref());
+        let fw_pids = self.frameworks.iter().filter_map(|f| f.pid.as_ref());
+        let mut names: Vec<String> = pids
+            .chain(fw_pids)
+            .chain(self.leader.as_ref())
+            .map(|p| p.host.clone())
+            .chain(
+                self.frameworks
+                    .iter()
+                    .filter(|f| f.pid.is_none())
+                    .map(|f| f.hostname.clone()),
+            )
+            .filter(|h| !h.is_empty() && h.parse::<IpAddr>().is_err())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Number of tasks across all frameworks.
+    pub fn task_count(&self) -> usize {
+        self.frameworks.iter().map(|f| f.tasks.len()).sum()
+    }
+}
+
+/// A libprocess pid, `id@host:port`, such as `slave(1)@10.0.0.1:5051`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pid {
+    /// The process id before `@`.
+    pub id: String,
+    /// An IP literal (IPv6 without brackets) or a hostname.
+    pub host: String,
+    /// The port after the last `:`.
+    pub port: u16,
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}@[{}]:{}", self.id, self.host, self.port)
+        } else {
+            write!(f, "{}@{}:{}", self.id, self.host, self.port)
+        }
+    }
+}
+
+/// A Mesos agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    /// Agent id, such as `20140803-194712-3041283216-5050-2116-3`.
+    pub id: String,
+    /// Reported hostname. Mesos-DNS does not use it; the pid host is what names resolve to.
+    pub hostname: String,
+    /// The agent's pid.
+    pub pid: Option<Pid>,
+}
+
+/// A framework (scheduler) and its tasks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Framework {
+    /// Name as registered, unsanitised.
+    pub name: String,
+    /// Scheduler pid, when the master reports one.
+    pub pid: Option<Pid>,
+    /// Scheduler hostname, used when there is no pid.
+    pub hostname: String,
+    /// Tasks, in reported order, whatever their state.
+    pub tasks: Vec<Task>,
+}
+
+/// A task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    /// Task id.
+    pub id: String,
+    /// Task name, unsanitised.
+    pub name: String,
+    /// The agent it runs on.
+    pub agent_id: String,
+    /// Current state, such as `TASK_RUNNING`.
+    pub state: String,
+    /// Status updates, in reported order.
+    pub statuses: Vec<Status>,
+    /// Port resources, as ranges.
+    pub ports: Vec<PortRange>,
+    /// DiscoveryInfo, when the task declares it.
+    pub discovery: Option<Discovery>,
+    /// Task labels.
+    pub labels: Vec<Label>,
+}
+
+impl Task {
+    /// Whether the task is running, the only state Mesos-DNS names.
+    pub fn is_running(&self) -> bool {
+        self.state == "TASK_RUNNING"
+    }
+
+    /// The `TASK_RUNNING` status with the highest timestamp: the one whose labels and network
+    /// infos Mesos-DNS reads (the first of equal timestamps wins).
+    pub fn latest_running_status(&self) -> Option<&Status> {
+        let mut best: Option<&Status> = None;
+        for s in self.statuses.iter().filter(|s| s.state == "TASK_RUNNING") {
+            if best.is_none_or(|b| s.timestamp > b.timestamp) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+
+    /// Every port of every port range, in order.
+    pub fn expanded_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().flat_map(|r| r.begin..=r.end)
+    }
+}
+
+/// A task status update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// State reported by this update.
+    pub state: String,
+    /// Seconds since the epoch.
+    pub timestamp: f64,
+    /// Labels, such as `Docker.NetworkSettings.IPAddress`.
+    pub labels: Vec<Label>,
+    /// The container's networks.
+    pub network_infos: Vec<NetworkInfo>,
+}
+
+/// One container network of a status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// `ip_addresses[].ip_address`, unparsed: bad values are skipped when names are made.
+    pub ip_addresses: Vec<String>,
+    /// The Mesos 0.25 single `ip_address` field.
+    pub ip_address: Option<String>,
+    /// Network name.
+    pub name: String,
+}
+
+/// An inclusive range of ports, from a Mesos `ports` resource such as `[31000-31002]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub begin: u16,
+    /// Last port, inclusive.
+    pub end: u16,
+}
+
+/// A task's DiscoveryInfo.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// Service name; when non-empty it replaces the task name in DNS.
+    pub name: String,
+    /// Declared ports.
+    pub ports: Vec<DiscoveryPort>,
+    /// DiscoveryInfo labels.
+    pub labels: Vec<Label>,
+}
+
+/// A DiscoveryInfo port.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryPort {
+    /// Port number.
+    pub number: u16,
+    /// Protocol, such as `tcp`; empty means both tcp and udp.
+    pub protocol: String,
+    /// Port name, such as `http`.
+    pub name: String,
+    /// Port labels, such as `VIP_0=/web:80`.
+    pub labels: Vec<Label>,
+}
+
+/// A key/value label.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Label {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}

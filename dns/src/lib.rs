@@ -1,0 +1,11 @@
+//! Beacon's DNS: Mesos-DNS names from the catalog, answered the way Mesos-DNS answers them.
+//!
+//! Data flows one way: [`records::generate`] turns a [`beacon_catalog::Catalog`] into a
+//! [`records::RecordSet`] (pure, the Mesos-DNS naming rules); [`zone::Zone`] indexes it for
+//! queries and decides every answer (pure, the Mesos-DNS reply rules plus Beacon's fixes);
+//! [`server`] puts a zone behind hickory-server sockets and forwards other names upstream.
+
+#![warn(missing_docs)]
+
+pub mod labels;
+pub mod records;
