@@ -328,7 +328,10 @@ fn labels_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Label>, D
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance/mesos-dns");
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance/mesos-dns"
+    );
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!("{FIXTURES}/{name}")).expect("shared/ must sit beside the checkout")
@@ -340,7 +343,11 @@ mod tests {
         assert_eq!(c.leader.as_ref().unwrap().host, "1.2.3.4");
         assert_eq!(c.agents.len(), 4);
         assert_eq!(c.frameworks.len(), 4);
-        let liquor = c.frameworks.iter().flat_map(|f| &f.tasks).find(|t| t.name == "liquor.store");
+        let liquor = c
+            .frameworks
+            .iter()
+            .flat_map(|f| &f.tasks)
+            .find(|t| t.name == "liquor.store");
         let d = liquor.unwrap().discovery.as_ref().unwrap();
         assert_eq!(d.ports.len(), 2);
         assert_eq!(d.ports[1].name, "https");
@@ -389,8 +396,19 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for body in [&b""[..], b"{", b"[]", b"null", b"{\"leader\": 5}", b"{\"slaves\": {}}"] {
-            assert!(parse_state(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+        for body in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"null",
+            b"{\"leader\": 5}",
+            b"{\"slaves\": {}}",
+        ] {
+            assert!(
+                parse_state(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
         assert!(matches!(parse_state(b"{}"), Err(StateError::NoLeader)));
     }

@@ -89,10 +89,26 @@ mod tests {
         use LabelSpec::*;
         check("RFC952_special", &[Rfc952], LabelSpec::label);
         check("RFC1123_special", &[Rfc1123], LabelSpec::label);
-        check("label_common_cases_both_specs", &[Rfc952, Rfc1123], LabelSpec::label);
-        check("DomainFrag_common_cases_both_specs", &[Rfc952, Rfc1123], LabelSpec::domain_frag);
-        check("DomainFrag_RFC952_special", &[Rfc952], LabelSpec::domain_frag);
-        check("DomainFrag_RFC1123_special", &[Rfc1123], LabelSpec::domain_frag);
+        check(
+            "label_common_cases_both_specs",
+            &[Rfc952, Rfc1123],
+            LabelSpec::label,
+        );
+        check(
+            "DomainFrag_common_cases_both_specs",
+            &[Rfc952, Rfc1123],
+            LabelSpec::domain_frag,
+        );
+        check(
+            "DomainFrag_RFC952_special",
+            &[Rfc952],
+            LabelSpec::domain_frag,
+        );
+        check(
+            "DomainFrag_RFC1123_special",
+            &[Rfc1123],
+            LabelSpec::domain_frag,
+        );
     }
 
     #[test]
@@ -101,7 +117,10 @@ mod tests {
             for spec in [LabelSpec::Rfc1123, LabelSpec::Rfc952] {
                 let out = spec.label(input);
                 assert!(out.len() <= 63);
-                assert!(out.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                assert!(
+                    out.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                );
             }
         }
     }

@@ -7,5 +7,11 @@
 
 #![warn(missing_docs)]
 
+pub mod forward;
+pub mod handler;
 pub mod labels;
+pub mod metrics;
 pub mod records;
+pub mod response;
+pub mod server;
+pub mod zone;

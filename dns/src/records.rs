@@ -140,7 +140,11 @@ impl RecordSet {
         };
         if let (true, Some(log)) = (added, log) {
             let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
-            log.push(EnumRecord { name: name.to_string(), host: ip.to_string(), rtype });
+            log.push(EnumRecord {
+                name: name.to_string(),
+                host: ip.to_string(),
+                rtype,
+            });
         }
     }
 
@@ -148,7 +152,11 @@ impl RecordSet {
         let host = log.is_some().then(|| srv.to_string());
         let added = insert(&mut self.srv, name, srv);
         if let (true, Some(log), Some(host)) = (added, log, host) {
-            log.push(EnumRecord { name: name.to_string(), host, rtype: "SRV" });
+            log.push(EnumRecord {
+                name: name.to_string(),
+                host,
+                rtype: "SRV",
+            });
         }
         added
     }
@@ -157,14 +165,21 @@ impl RecordSet {
 fn insert<V: std::hash::Hash + Eq>(map: &mut RecordMap<V>, name: &str, value: V) -> bool {
     match map.get_mut(name) {
         Some(set) => set.insert(value),
-        None => map.insert(name.to_string(), IndexSet::from([value])).is_none(),
+        None => map
+            .insert(name.to_string(), IndexSet::from([value]))
+            .is_none(),
     }
 }
 
 /// Generates every Mesos-DNS record for `catalog`, in Mesos-DNS's insertion order: frameworks,
 /// agents, the server's own name, masters, then tasks.
 pub fn generate(catalog: &Catalog, config: &GeneratorConfig) -> RecordSet {
-    let mut generator = Generator { rs: RecordSet::default(), catalog, config, tail: format!(".{}.", config.domain) };
+    let mut generator = Generator {
+        rs: RecordSet::default(),
+        catalog,
+        config,
+        tail: format!(".{}.", config.domain),
+    };
     generator.frameworks();
     generator.agents();
     for &ip in &config.ns_ips {
@@ -198,8 +213,12 @@ impl Generator<'_> {
                 self.rs.insert_ip(&name, ip, None);
             }
             if let (false, Some(port)) = (ips.is_empty(), port) {
-                let srv = Srv { target: name.clone(), port };
-                self.rs.insert_srv(&format!("_framework._tcp.{name}"), srv, None);
+                let srv = Srv {
+                    target: name.clone(),
+                    port,
+                };
+                self.rs
+                    .insert_srv(&format!("_framework._tcp.{name}"), srv, None);
             }
         }
     }
@@ -212,33 +231,53 @@ impl Generator<'_> {
             for ip in self.catalog.ips_of(&pid.host) {
                 self.rs.insert_ip(&name, ip, None);
             }
-            let srv = Srv { target: name.clone(), port: pid.port };
-            self.rs.insert_srv(&format!("_slave._tcp{}", self.tail), srv, None);
+            let srv = Srv {
+                target: name.clone(),
+                port: pid.port,
+            };
+            self.rs
+                .insert_srv(&format!("_slave._tcp{}", self.tail), srv, None);
         }
     }
 
     /// `leader`, `master`, `masterN` and `_leader._{tcp,udp}` (§3.8). A leader or master that is
     /// not an address and did not resolve is skipped (Mesos-DNS crashed on it).
     fn masters(&mut self) {
-        let Some((_, leader_addr)) = self.catalog.leader_raw.split_once('@') else { return };
-        let Some((leader_host, leader_port)) = split_host_port(leader_addr) else { return };
-        let Ok(leader_port) = leader_port.parse::<u16>() else { return };
-        let Some(leader_ip) = self.first_ip(leader_host) else { return };
+        let Some((_, leader_addr)) = self.catalog.leader_raw.split_once('@') else {
+            return;
+        };
+        let Some((leader_host, leader_port)) = split_host_port(leader_addr) else {
+            return;
+        };
+        let Ok(leader_port) = leader_port.parse::<u16>() else {
+            return;
+        };
+        let Some(leader_ip) = self.first_ip(leader_host) else {
+            return;
+        };
         let tail = self.tail.clone();
         self.rs.insert_ip(&format!("leader{tail}"), leader_ip, None);
         let master = format!("master{tail}");
         self.rs.insert_ip(&master, leader_ip, None);
         let target = format!("leader{tail}");
         for proto in ["tcp", "udp"] {
-            let srv = Srv { target: target.clone(), port: leader_port };
-            self.rs.insert_srv(&format!("_leader._{proto}{tail}"), srv, None);
+            let srv = Srv {
+                target: target.clone(),
+                port: leader_port,
+            };
+            self.rs
+                .insert_srv(&format!("_leader._{proto}{tail}"), srv, None);
         }
 
         let mut leader_has_index = false;
         let mut idx = 0;
         for m in &self.config.masters {
-            let Some((host, _)) = split_host_port(m) else { continue };
-            let Some(ip) = self.first_ip(host) else { continue };
+            let Some((host, _)) = split_host_port(m) else {
+                continue;
+            };
+            let Some(ip) = self.first_ip(host) else {
+                continue;
+            };
             let is_leader = m == leader_addr;
             if !is_leader {
                 let added = match ip {
@@ -256,7 +295,8 @@ impl Generator<'_> {
             idx += 1;
         }
         if !leader_has_index {
-            self.rs.insert_ip(&format!("master{idx}{tail}"), leader_ip, None);
+            self.rs
+                .insert_ip(&format!("master{idx}{tail}"), leader_ip, None);
         }
     }
 
@@ -267,15 +307,24 @@ impl Generator<'_> {
     fn tasks(&mut self) {
         let mut enumeration = Vec::with_capacity(self.catalog.frameworks.len());
         for fw in &self.catalog.frameworks {
-            let mut efw = EnumFramework { name: fw.name.clone(), tasks: Vec::new() };
+            let mut efw = EnumFramework {
+                name: fw.name.clone(),
+                tasks: Vec::new(),
+            };
             for task in fw.tasks.iter().filter(|t| t.is_running()) {
-                let Some(agent) = self.catalog.agent(&task.agent_id) else { continue };
+                let Some(agent) = self.catalog.agent(&task.agent_id) else {
+                    continue;
+                };
                 let agent_ips = agent
                     .pid
                     .as_ref()
                     .map(|p| self.catalog.ips_of(&p.host))
                     .unwrap_or_default();
-                let mut etask = EnumTask { name: task.name.clone(), id: task.id.clone(), records: Vec::new() };
+                let mut etask = EnumTask {
+                    name: task.name.clone(),
+                    id: task.id.clone(),
+                    records: Vec::new(),
+                };
                 let mut ctx = TaskContext {
                     fw,
                     task,
@@ -323,13 +372,24 @@ impl Generator<'_> {
 
         let discovery = ctx.task.discovery.as_ref().filter(|d| !d.name.is_empty());
         let slave_target = format!("{canonical}.slave{tail}");
-        let subdomains: &[&str] = if discovery.is_some() { &["slave"] } else { &["slave", ""] };
+        let subdomains: &[&str] = if discovery.is_some() {
+            &["slave"]
+        } else {
+            &["slave", ""]
+        };
         for port in ctx.task.expanded_ports() {
             for sub in subdomains {
                 for proto in ["tcp", "udp"] {
-                    let sub = if sub.is_empty() { String::new() } else { format!(".{sub}") };
+                    let sub = if sub.is_empty() {
+                        String::new()
+                    } else {
+                        format!(".{sub}")
+                    };
                     let name = format!("_{}._{proto}.{fw}{sub}{tail}", ctx.name);
-                    let srv = Srv { target: slave_target.clone(), port };
+                    let srv = Srv {
+                        target: slave_target.clone(),
+                        port,
+                    };
                     self.rs.insert_srv(&name, srv, Some(log));
                 }
             }
@@ -354,7 +414,10 @@ impl Generator<'_> {
                 names.iter().cloned().chain(named).collect()
             };
             for name in all {
-                let srv = Srv { target: target.clone(), port: port.number };
+                let srv = Srv {
+                    target: target.clone(),
+                    port: port.number,
+                };
                 self.rs.insert_srv(&format!("{name}{tail}"), srv, Some(log));
             }
         }

@@ -5,7 +5,10 @@ use serde_json::Value;
 
 use super::*;
 
-const CONFORMANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance/mesos-dns");
+const CONFORMANCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/conformance/mesos-dns"
+);
 
 fn load(name: &str) -> Value {
     let path = format!("{CONFORMANCE}/{name}");
@@ -16,18 +19,31 @@ fn fake_catalog(leader: &str) -> Catalog {
     let mut state = load("fake.json");
     state["leader"] = Value::from(leader);
     let mut catalog = parse_state(state.to_string().as_bytes()).unwrap();
-    catalog.host_ips.insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
+    catalog
+        .host_ips
+        .insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
     catalog
 }
 
 fn config_from(v: &Value) -> GeneratorConfig {
     let strs = |v: &Value| -> Vec<String> {
-        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
     };
     GeneratorConfig {
         domain: v["domain"].as_str().unwrap_or("mesos").to_string(),
-        spec: if v["EnforceRFC952"].as_bool().unwrap_or(false) { LabelSpec::Rfc952 } else { LabelSpec::Rfc1123 },
-        ip_sources: strs(&v["IPSources"]).iter().map(|s| IpSource::parse(s).unwrap()).collect(),
+        spec: if v["EnforceRFC952"].as_bool().unwrap_or(false) {
+            LabelSpec::Rfc952
+        } else {
+            LabelSpec::Rfc1123
+        },
+        ip_sources: strs(&v["IPSources"])
+            .iter()
+            .map(|s| IpSource::parse(s).unwrap())
+            .collect(),
         masters: strs(&v["masters"]),
         ns_name: v["SOAMname"].as_str().unwrap().to_string(),
         ns_ips: vec![v["listener"].as_str().unwrap().parse().unwrap()],
@@ -37,9 +53,15 @@ fn config_from(v: &Value) -> GeneratorConfig {
 /// The record set as `{type: {name: {values}}}` strings, the golden files' shape.
 fn as_strings(rs: &RecordSet) -> BTreeMap<&'static str, BTreeMap<String, BTreeSet<String>>> {
     fn conv<V: ToString>(m: &RecordMap<V>) -> BTreeMap<String, BTreeSet<String>> {
-        m.iter().map(|(k, vs)| (k.clone(), vs.iter().map(V::to_string).collect())).collect()
+        m.iter()
+            .map(|(k, vs)| (k.clone(), vs.iter().map(V::to_string).collect()))
+            .collect()
     }
-    BTreeMap::from([("A", conv(&rs.a)), ("AAAA", conv(&rs.aaaa)), ("SRV", conv(&rs.srv))])
+    BTreeMap::from([
+        ("A", conv(&rs.a)),
+        ("AAAA", conv(&rs.aaaa)),
+        ("SRV", conv(&rs.srv)),
+    ])
 }
 
 #[test]
@@ -60,7 +82,10 @@ fn golden_record_sets_match_mesos_dns_exactly() {
                 assert_eq!(have.get(name), Some(values), "{path:?} {rtype} {name}");
             }
             for name in have.keys() {
-                assert!(want.contains_key(name), "{path:?} {rtype} extra name {name}");
+                assert!(
+                    want.contains_key(name),
+                    "{path:?} {rtype} extra name {name}"
+                );
             }
         }
         checked += 1;
@@ -85,7 +110,10 @@ fn insert_state_table() {
         let got = as_strings(&generate(&catalog, &config_from(&cfg)));
         let rtype = case["type"].as_str().unwrap();
         let want: BTreeSet<String> = serde_json::from_value(case["expected"].clone()).unwrap();
-        let have = got[rtype].get(case["name"].as_str().unwrap()).cloned().unwrap_or_default();
+        let have = got[rtype]
+            .get(case["name"].as_str().unwrap())
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(have, want, "{case}");
         rows += 1;
     }
@@ -96,7 +124,10 @@ fn insert_state_table() {
 fn master_record_table() {
     let table = load("expected-master-records.json");
     for case in table["cases"].as_array().unwrap() {
-        let catalog = Catalog { leader_raw: case["leader"].as_str().unwrap().into(), ..Default::default() };
+        let catalog = Catalog {
+            leader_raw: case["leader"].as_str().unwrap().into(),
+            ..Default::default()
+        };
         let config = GeneratorConfig {
             domain: case["domain"].as_str().unwrap().into(),
             spec: LabelSpec::Rfc1123,
@@ -105,14 +136,29 @@ fn master_record_table() {
             ns_name: "ns1.foo.com.".into(),
             ns_ips: vec![],
         };
-        let mut generator = Generator { rs: RecordSet::default(), catalog: &catalog, config: &config, tail: format!(".{}.", config.domain) };
+        let mut generator = Generator {
+            rs: RecordSet::default(),
+            catalog: &catalog,
+            config: &config,
+            tail: format!(".{}.", config.domain),
+        };
         generator.masters();
         let got = as_strings(&generator.rs);
-        let mut want: BTreeMap<&str, BTreeMap<String, BTreeSet<String>>> =
-            BTreeMap::from([("A", BTreeMap::new()), ("AAAA", BTreeMap::new()), ("SRV", BTreeMap::new())]);
+        let mut want: BTreeMap<&str, BTreeMap<String, BTreeSet<String>>> = BTreeMap::from([
+            ("A", BTreeMap::new()),
+            ("AAAA", BTreeMap::new()),
+            ("SRV", BTreeMap::new()),
+        ]);
         for r in case["expected_exact"].as_array().unwrap() {
-            let rtype = match r["type"].as_str().unwrap() { "A" => "A", "AAAA" => "AAAA", _ => "SRV" };
-            want.get_mut(rtype).unwrap().entry(r["name"].as_str().unwrap().into()).or_default()
+            let rtype = match r["type"].as_str().unwrap() {
+                "A" => "A",
+                "AAAA" => "AAAA",
+                _ => "SRV",
+            };
+            want.get_mut(rtype)
+                .unwrap()
+                .entry(r["name"].as_str().unwrap().into())
+                .or_default()
                 .insert(r["value"].as_str().unwrap().into());
         }
         assert_eq!(got, want, "{case}");
@@ -123,37 +169,92 @@ fn master_record_table() {
 fn task_ip_table() {
     let table = load("expected-task-ips.json");
     for case in table["cases"].as_array().unwrap() {
-        let statuses = case["task"]["statuses"].as_array().cloned().unwrap_or_default();
-        let statuses = statuses.iter().map(|s| {
-            let ips = |k: &str| -> Vec<String> {
-                s[k].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().into()).collect()).unwrap_or_default()
-            };
-            let mut network_infos: Vec<beacon_catalog::NetworkInfo> = s["netinfos"].as_array().map(|nets| nets.iter().map(|n| {
-                beacon_catalog::NetworkInfo { ip_addresses: serde_json::from_value(n.clone()).unwrap(), ..Default::default() }
-            }).collect()).unwrap_or_default();
-            network_infos.extend(ips("netinfos_025_ip_address").into_iter().map(|ip| beacon_catalog::NetworkInfo { ip_address: Some(ip), ..Default::default() }));
-            if let Some(nets) = s["netinfos_mixed"].as_array() {
-                network_infos.extend(nets.iter().map(|n| beacon_catalog::NetworkInfo {
-                    ip_addresses: serde_json::from_value(n["ip_addresses"].clone()).unwrap_or_default(),
-                    ip_address: n["ip_address"].as_str().map(String::from),
-                    ..Default::default()
+        let statuses = case["task"]["statuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let statuses = statuses
+            .iter()
+            .map(|s| {
+                let ips = |k: &str| -> Vec<String> {
+                    s[k].as_array()
+                        .map(|a| a.iter().map(|v| v.as_str().unwrap().into()).collect())
+                        .unwrap_or_default()
+                };
+                let mut network_infos: Vec<beacon_catalog::NetworkInfo> = s["netinfos"]
+                    .as_array()
+                    .map(|nets| {
+                        nets.iter()
+                            .map(|n| beacon_catalog::NetworkInfo {
+                                ip_addresses: serde_json::from_value(n.clone()).unwrap(),
+                                ..Default::default()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                network_infos.extend(ips("netinfos_025_ip_address").into_iter().map(|ip| {
+                    beacon_catalog::NetworkInfo {
+                        ip_address: Some(ip),
+                        ..Default::default()
+                    }
                 }));
-            }
-            let labels = s["labels"].as_array().map(|ls| ls.iter().map(|l| beacon_catalog::Label {
-                key: l[0].as_str().unwrap().into(),
-                value: l[1].as_str().unwrap().into(),
-            }).collect()).unwrap_or_default();
-            beacon_catalog::Status {
-                state: s["state"].as_str().unwrap_or("").into(),
-                timestamp: s["timestamp"].as_f64().unwrap_or(0.0),
-                labels,
-                network_infos,
-            }
-        }).collect();
-        let task = Task { id: String::new(), name: String::new(), agent_id: String::new(), state: String::new(), statuses, ports: vec![], discovery: None, labels: vec![] };
-        let sources: Vec<IpSource> = case["sources"].as_array().map(|a| a.iter().filter_map(|s| IpSource::parse(s.as_str().unwrap())).collect()).unwrap_or_default();
-        let agent: Vec<IpAddr> = case["task"]["slave_ips"].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect()).unwrap_or_default();
-        let got: Vec<String> = task_ips(&task, &sources, &agent).iter().map(|ip| ip.to_string()).collect();
+                if let Some(nets) = s["netinfos_mixed"].as_array() {
+                    network_infos.extend(nets.iter().map(|n| beacon_catalog::NetworkInfo {
+                        ip_addresses:
+                            serde_json::from_value(n["ip_addresses"].clone()).unwrap_or_default(),
+                        ip_address: n["ip_address"].as_str().map(String::from),
+                        ..Default::default()
+                    }));
+                }
+                let labels = s["labels"]
+                    .as_array()
+                    .map(|ls| {
+                        ls.iter()
+                            .map(|l| beacon_catalog::Label {
+                                key: l[0].as_str().unwrap().into(),
+                                value: l[1].as_str().unwrap().into(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                beacon_catalog::Status {
+                    state: s["state"].as_str().unwrap_or("").into(),
+                    timestamp: s["timestamp"].as_f64().unwrap_or(0.0),
+                    labels,
+                    network_infos,
+                }
+            })
+            .collect();
+        let task = Task {
+            id: String::new(),
+            name: String::new(),
+            agent_id: String::new(),
+            state: String::new(),
+            statuses,
+            ports: vec![],
+            discovery: None,
+            labels: vec![],
+        };
+        let sources: Vec<IpSource> = case["sources"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| IpSource::parse(s.as_str().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let agent: Vec<IpAddr> = case["task"]["slave_ips"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap().parse().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let got: Vec<String> = task_ips(&task, &sources, &agent)
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect();
         let want: Vec<String> = serde_json::from_value(case["want"].clone()).unwrap_or_default();
         assert_eq!(got, want, "{case}");
     }

@@ -1,0 +1,227 @@
+//! The request handler hickory-server calls for every query: it routes a query to the zone or to
+//! the forwarder, applies the header rules, and encodes within the client's size limit.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Record, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use crate::forward::{Forwarded, Forwarder};
+use crate::metrics::DnsMetrics;
+use crate::response::{fit, udp_edns};
+use crate::zone::Zone;
+
+/// Header and size settings that are not part of the zone.
+#[derive(Clone, Copy, Debug)]
+pub struct HandlerSettings {
+    /// RA flag on in-domain answers (`RecurseOn`).
+    pub recurse_on: bool,
+    /// Set TC on truncated answers (`SetTruncateBit`); when false TC is never set.
+    pub set_truncate_bit: bool,
+    /// Cap on the UDP size a client's EDNS may ask for.
+    pub edns_max_payload: u16,
+}
+
+/// The zone being served: empty until the first catalog load, then swapped whole per refresh.
+pub type SharedZone = Arc<ArcSwapOption<Zone>>;
+
+/// Answers DNS requests from the current zone, or forwards them.
+pub struct DnsHandler {
+    origin: LowerName,
+    zone: SharedZone,
+    forwarder: Forwarder,
+    settings: HandlerSettings,
+    metrics: DnsMetrics,
+}
+
+impl DnsHandler {
+    /// A handler for the domain `origin` serving `zone`.
+    pub fn new(
+        origin: LowerName,
+        zone: SharedZone,
+        forwarder: Forwarder,
+        settings: HandlerSettings,
+        metrics: DnsMetrics,
+    ) -> Self {
+        Self {
+            origin,
+            zone,
+            forwarder,
+            settings,
+            metrics,
+        }
+    }
+
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        rh: R,
+    ) -> (Option<RecordType>, ResponseInfo) {
+        if request.metadata.op_code != OpCode::Query {
+            return (
+                None,
+                send_error(request, rh, ResponseCode::NotImp, None).await,
+            );
+        }
+        if let Some(edns) = request.edns.as_ref().filter(|e| e.version() > 0) {
+            // RFC 6891 §6.1.3: BADVERS, advertising the version we speak.
+            let (reply, _) = udp_edns(Some(edns), self.settings.edns_max_payload);
+            return (
+                None,
+                send_error(request, rh, ResponseCode::BADVERS, reply.as_ref()).await,
+            );
+        }
+        let Ok(info) = request.request_info() else {
+            return (
+                None,
+                send_error(request, rh, ResponseCode::FormErr, None).await,
+            );
+        };
+        let qtype = info.query.query_type();
+        let name = info.query.name();
+        let zone = self.zone.load();
+        let in_domain =
+            self.origin.zone_of(name) || zone.as_ref().is_some_and(|z| z.contains(name));
+        if !in_domain {
+            return (Some(qtype), self.forward(request, name, rh).await);
+        }
+        if info.query.query_class() != DNSClass::IN {
+            return (
+                Some(qtype),
+                send_error(request, rh, ResponseCode::Refused, None).await,
+            );
+        }
+        let Some(zone) = zone.as_ref() else {
+            // Not loaded yet: never NXDOMAIN for a name that may exist (Mesos-DNS issue #344).
+            return (
+                Some(qtype),
+                send_error(request, rh, ResponseCode::ServFail, None).await,
+            );
+        };
+        let original = info.query.original();
+        let mut answer = zone.answer(original.name(), qtype, &mut rand::rng());
+        let (edns, limit) = match request.protocol() {
+            Protocol::Udp => udp_edns(request.edns.as_ref(), self.settings.edns_max_payload),
+            _ => (
+                request
+                    .edns
+                    .as_ref()
+                    .and_then(|e| udp_edns(Some(e), self.settings.edns_max_payload).0),
+                u16::MAX,
+            ),
+        };
+        let truncated = fit(&mut answer, original, edns.as_ref(), limit);
+        let mut meta = Metadata::response_from_request(&request.metadata);
+        meta.authoritative = true;
+        meta.recursion_available = self.settings.recurse_on;
+        meta.response_code = answer.rcode;
+        meta.truncation = truncated && self.settings.set_truncate_bit;
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &edns {
+            builder.edns(edns);
+        }
+        let response = builder.build(
+            meta,
+            answer.answers.iter().map(Cow::as_ref),
+            answer.authority.iter().map(Cow::as_ref),
+            std::iter::empty::<&Record>(),
+            answer.additionals.iter().map(Cow::as_ref),
+        );
+        (Some(qtype), send(rh, response, &meta).await)
+    }
+
+    async fn forward<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        name: &LowerName,
+        rh: R,
+    ) -> ResponseInfo {
+        let tcp = request.protocol() != Protocol::Udp;
+        let (code, label) = match self.forwarder.forward(name, request.as_slice(), tcp).await {
+            Forwarded::Reply(reply) => {
+                self.metrics.forwarded("reply");
+                let mut builder = MessageResponseBuilder::from_message_request(request);
+                if let Some(edns) = &reply.edns {
+                    builder.edns(edns);
+                }
+                let meta = reply.metadata;
+                let response = builder.build(
+                    meta,
+                    reply.answers.iter(),
+                    reply.authorities.iter(),
+                    std::iter::empty(),
+                    reply.additionals.iter(),
+                );
+                return send(rh, response, &meta).await;
+            }
+            Forwarded::Refused => (ResponseCode::Refused, "refused"),
+            Forwarded::Failed => (ResponseCode::ServFail, "failed"),
+            Forwarded::Overloaded => (ResponseCode::ServFail, "overloaded"),
+        };
+        self.metrics.forwarded(label);
+        send_error(request, rh, code, None).await
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        rh: R,
+    ) -> ResponseInfo {
+        let start = Instant::now();
+        let (qtype, info) = self.respond(request, rh).await;
+        self.metrics
+            .observe(qtype, info.response_code, start.elapsed());
+        info
+    }
+}
+
+async fn send_error<R: ResponseHandler>(
+    request: &Request,
+    rh: R,
+    code: ResponseCode,
+    edns: Option<&Edns>,
+) -> ResponseInfo {
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let response = builder.error_msg(&request.metadata, code);
+    let meta = *response.metadata();
+    send(rh, response, &meta).await
+}
+
+async fn send<'a, R: ResponseHandler>(
+    mut rh: R,
+    response: hickory_server::zone_handler::MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    meta: &Metadata,
+) -> ResponseInfo {
+    match rh.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            tracing::debug!(%error, "could not send a DNS response");
+            let mut failed = *meta;
+            failed.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header {
+                metadata: failed,
+                counts: HeaderCounts::default(),
+            })
+        }
+    }
+}

@@ -1,0 +1,131 @@
+use std::str::FromStr;
+
+use beacon_catalog::mesos::parse_state;
+use hickory_proto::rr::RData;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use super::*;
+use crate::labels::LabelSpec;
+use crate::records::{GeneratorConfig, IpSource, generate};
+
+fn zone(apex_nodata: bool, ptr_records: bool) -> Zone {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance/mesos-dns/fake.json"
+    );
+    let catalog = parse_state(&std::fs::read(path).unwrap()).unwrap();
+    let records = generate(
+        &catalog,
+        &GeneratorConfig {
+            domain: "mesos".into(),
+            spec: LabelSpec::Rfc1123,
+            ip_sources: vec![IpSource::Netinfo, IpSource::Mesos, IpSource::Host],
+            masters: vec!["1.2.3.4:5050".into()],
+            ns_name: "ns1.mesos.".into(),
+            ns_ips: vec!["127.0.0.1".parse().unwrap()],
+        },
+    );
+    let config = ZoneConfig {
+        domain: "mesos".into(),
+        ttl: 60,
+        srv_weight: 1,
+        soa_mname: "ns1.mesos.".into(),
+        soa_rname: "root.ns1.mesos.".into(),
+        soa_refresh: 60,
+        soa_retry: 600,
+        soa_expire: 86400,
+        serial: 7,
+        apex_nodata,
+        ptr_records,
+    };
+    Zone::new(&records, config).unwrap()
+}
+
+fn ask<'z>(zone: &'z Zone, name: &str, qtype: RecordType) -> Answer<'z> {
+    zone.answer(
+        &Name::from_ascii(name).unwrap(),
+        qtype,
+        &mut SmallRng::seed_from_u64(1),
+    )
+}
+
+#[test]
+fn a_owner_is_lower_cased_and_srv_owner_echoes_the_question() {
+    let z = zone(false, false);
+    let a = ask(&z, "LiQuOr-StOrE.MaRaThOn.MeSoS.", RecordType::A);
+    assert_eq!(a.answers.len(), 2);
+    assert!(
+        a.answers
+            .iter()
+            .all(|r| r.name.to_string() == "liquor-store.marathon.mesos.")
+    );
+    let srv = ask(&z, "_LIQUOR-STORE._TCP.MARATHON.MESOS.", RecordType::SRV);
+    assert_eq!(srv.answers.len(), 4);
+    assert!(
+        srv.answers
+            .iter()
+            .all(|r| r.name.to_string() == "_LIQUOR-STORE._TCP.MARATHON.MESOS.")
+    );
+    assert_eq!(srv.additionals.len(), 2, "{:?}", srv.additionals);
+}
+
+#[test]
+fn nodata_nxdomain_and_empty_srv() {
+    let z = zone(false, false);
+    let nodata = ask(&z, "_car-store._udp.marathon.mesos.", RecordType::A);
+    assert_eq!(nodata.rcode, ResponseCode::NoError);
+    assert!(matches!(nodata.authority[0].data, RData::SOA(_)));
+    assert_eq!(
+        ask(&z, "missing.mesos.", RecordType::A).rcode,
+        ResponseCode::NXDomain
+    );
+    let srv = ask(&z, "missing.mesos.", RecordType::SRV);
+    assert_eq!((srv.rcode, srv.authority.len()), (ResponseCode::NoError, 0));
+    assert_eq!(
+        ask(&z, "liquor-store.*.marathon.mesos.", RecordType::A)
+            .answers
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn apex_fix_answers_soa_and_ns_and_nodata() {
+    let fixed = zone(true, false);
+    assert!(matches!(
+        ask(&fixed, "mesos.", RecordType::SOA).answers[0].data,
+        RData::SOA(_)
+    ));
+    assert!(matches!(
+        ask(&fixed, "mesos.", RecordType::NS).answers[0].data,
+        RData::NS(_)
+    ));
+    assert_eq!(
+        ask(&fixed, "mesos.", RecordType::A).rcode,
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        ask(&fixed, "marathon.slave.mesos.", RecordType::A).rcode,
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        ask(&fixed, "nope.marathon.slave.mesos.", RecordType::A).rcode,
+        ResponseCode::NXDomain
+    );
+    let compat = zone(false, false);
+    assert_eq!(
+        ask(&compat, "marathon.slave.mesos.", RecordType::A).rcode,
+        ResponseCode::NXDomain
+    );
+}
+
+#[test]
+fn ptr_records_point_back_at_names() {
+    let z = zone(false, true);
+    let name = Name::from_str("11.3.2.1.in-addr.arpa.").unwrap();
+    assert!(z.contains(&LowerName::new(&name)));
+    let ptr = ask(&z, "11.3.2.1.in-addr.arpa.", RecordType::PTR);
+    assert!(!ptr.answers.is_empty());
+    assert!(!zone(false, false).contains(&LowerName::new(&name)));
+}

@@ -1,0 +1,322 @@
+//! Agent wiring: builds every part from the configuration, starts them, and stops them together.
+//!
+//! Data flows one way: the master poller fetches a catalog, the publisher derives records and a
+//! zone from it and swaps them in, and the DNS server and HTTP API read whatever is current.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use beacon_dns::forward::{ForwardConfig, Forwarder};
+use beacon_dns::handler::{DnsHandler, HandlerSettings};
+use beacon_dns::metrics::DnsMetrics;
+use beacon_dns::server::{DnsServer, ListenConfig};
+use hickory_proto::rr::{LowerName, Name};
+use prometheus::Registry;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::metrics::SourceMetrics;
+use crate::published::{Current, Publisher, ns_addresses};
+use crate::source::master::{ClientError, MasterPoller};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// Occurs when a listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Occurs when a configured address or name does not parse.
+    #[error("invalid {key} {value:?}: {reason}")]
+    Config {
+        /// The configuration key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Occurs when the master client cannot be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Occurs when metrics cannot be registered (a programming error).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A running agent.
+pub struct Agent {
+    /// Where DNS is served, when `DnsOn`.
+    pub dns_addr: Option<SocketAddr>,
+    /// Where the HTTP API is served, when `HttpOn`.
+    pub http_addr: Option<SocketAddr>,
+    current: Current,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    dns: Option<DnsServer>,
+}
+
+impl Agent {
+    /// Starts every part configured. Sockets are open when this returns; DNS answers SERVFAIL
+    /// for the domain until the first catalog load.
+    pub async fn start(config: Config) -> Result<Self, AgentError> {
+        let m = &config.mesos_dns;
+        if !m.zk.is_empty() && !m.masters.is_empty() {
+            tracing::warn!("zk is set but Beacon reads masters directly: using the masters list");
+        }
+        let registry = Registry::new();
+        let dns_metrics = DnsMetrics::new(&registry)?;
+        let source_metrics = SourceMetrics::new(&registry)?;
+        let current = Current::default();
+        let publisher = Publisher::new(&config, ns_addresses(&m.listener));
+        let poller = MasterPoller::new(m)?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let dns = match m.dns_on {
+            true => Some(start_dns(&config, &current, dns_metrics.clone())?),
+            false => None,
+        };
+        let http_addr = match m.http_on {
+            true => {
+                let addr = listen_addr("HTTPListener", &m.http_listener, m.http_port)?;
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AgentError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+                let local = listener.local_addr().map_err(|source| AgentError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                let state = ApiState::new(Arc::new(config.clone()), current.clone(), registry);
+                tasks.spawn(api::serve(listener, state, shutdown.clone()));
+                Some(local)
+            }
+            false => None,
+        };
+        let refresh = Refresh {
+            poller,
+            publisher,
+            current: current.clone(),
+            metrics: source_metrics,
+            dns_metrics,
+            period: Duration::from_secs(m.refresh_seconds.max(1)),
+        };
+        tasks.spawn(refresh.run(shutdown.clone()));
+        let dns_addr = dns.as_ref().map(DnsServer::local_addr);
+        tracing::info!(dns = ?dns_addr, http = ?http_addr, domain = %m.domain, "beacon agent started");
+        Ok(Self {
+            dns_addr,
+            http_addr,
+            current,
+            shutdown,
+            tasks,
+            dns,
+        })
+    }
+
+    /// Whether the first catalog has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.current.is_ready()
+    }
+
+    /// Stops every part and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(dns) = self.dns.take() {
+            dns.shutdown().await;
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn start_dns(
+    config: &Config,
+    current: &Current,
+    metrics: DnsMetrics,
+) -> Result<DnsServer, AgentError> {
+    let m = &config.mesos_dns;
+    let origin = Name::from_ascii(format!("{}.", m.domain)).map_err(|e| AgentError::Config {
+        key: "Domain",
+        value: m.domain.clone(),
+        reason: e.to_string(),
+    })?;
+    let forwarder = Forwarder::new(forward_config(config)?);
+    let settings = HandlerSettings {
+        recurse_on: m.recurse_on,
+        set_truncate_bit: m.set_truncate_bit,
+        edns_max_payload: config.dns.edns_max_payload,
+    };
+    let handler = DnsHandler::new(
+        LowerName::new(&origin),
+        current.zone.clone(),
+        forwarder,
+        settings,
+        metrics,
+    );
+    let addr = listen_addr("Listener", &m.listener, m.port)?;
+    let listen = ListenConfig {
+        addr,
+        udp_sockets: config.dns.udp_sockets,
+        tcp_idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
+    };
+    DnsServer::start(handler, &listen).map_err(|source| AgentError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+fn forward_config(config: &Config) -> Result<ForwardConfig, AgentError> {
+    let m = &config.mesos_dns;
+    let resolvers = match (m.resolvers.is_empty(), m.external_on) {
+        (true, true) => system_resolvers(),
+        _ => parse_resolvers("Resolvers", &m.resolvers)?,
+    };
+    let mut zones = Vec::new();
+    for (zone, list) in &m.zone_resolvers {
+        let name = Name::from_ascii(format!("{}.", zone.trim_end_matches('.'))).map_err(|e| {
+            AgentError::Config {
+                key: "ZoneResolvers",
+                value: zone.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        zones.push((
+            LowerName::new(&name),
+            parse_resolvers("ZoneResolvers", list)?,
+        ));
+    }
+    Ok(ForwardConfig {
+        resolvers,
+        zones,
+        timeout: Duration::from_secs(m.timeout.max(1)),
+        enabled: m.external_on,
+        max_inflight: config.dns.max_inflight_forwards,
+    })
+}
+
+fn parse_resolvers(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>, AgentError> {
+    list.iter()
+        .map(|r| {
+            r.parse::<SocketAddr>()
+                .or_else(|_| r.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|e| AgentError::Config {
+                    key,
+                    value: r.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Nameservers of /etc/resolv.conf other than this host's own addresses (Mesos-DNS does the
+/// same when `Resolvers` is empty, so that it does not forward to itself).
+fn system_resolvers() -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let local: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|ifs| ifs.iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback() && !local.contains(ip))
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+fn listen_addr(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, AgentError> {
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|e: std::net::AddrParseError| AgentError::Config {
+            key,
+            value: host.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The refresh loop: poll, publish, sleep.
+struct Refresh {
+    poller: MasterPoller,
+    publisher: Publisher,
+    current: Current,
+    metrics: SourceMetrics,
+    dns_metrics: DnsMetrics,
+    period: Duration,
+}
+
+impl Refresh {
+    async fn run(self, shutdown: CancellationToken) {
+        loop {
+            self.once().await;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.period) => {}
+            }
+        }
+    }
+
+    async fn once(&self) {
+        let start = Instant::now();
+        let first = !self.current.is_ready();
+        let result = match self.poller.fetch().await {
+            Ok(catalog) => self
+                .publisher
+                .publish(&self.current, catalog)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(published) => {
+                let elapsed = start.elapsed();
+                self.metrics.refreshes.inc();
+                self.metrics.refresh_seconds.observe(elapsed.as_secs_f64());
+                self.metrics
+                    .tasks
+                    .set(published.catalog.task_count() as i64);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.metrics.last_success.set(now as i64);
+                let r = &published.records;
+                let count = |m: &dyn Fn() -> usize| m();
+                self.dns_metrics.set_records(
+                    count(&|| r.a.values().map(|s| s.len()).sum()),
+                    count(&|| r.aaaa.values().map(|s| s.len()).sum()),
+                    count(&|| r.srv.values().map(|s| s.len()).sum()),
+                );
+                let (tasks, records) = (published.catalog.task_count(), r.len());
+                if first {
+                    tracing::info!(
+                        tasks,
+                        records,
+                        ms = elapsed.as_millis() as u64,
+                        "first catalog loaded; serving"
+                    );
+                } else {
+                    tracing::debug!(
+                        tasks,
+                        records,
+                        ms = elapsed.as_millis() as u64,
+                        "catalog refreshed"
+                    );
+                }
+            }
+            Err(error) => {
+                self.metrics.failures.inc();
+                tracing::warn!(%error, "catalog refresh failed; still serving the last good catalog");
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The HTTP API: the Mesos-DNS endpoints (`research/mesos-dns.md` §6) and the operator
+//! endpoints (`/metrics`, `/healthz`, `/readyz`).
+
+mod mesos_dns;
+mod ops;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::published::Current;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    config: Arc<Config>,
+    current: Current,
+    registry: Registry,
+}
+
+impl ApiState {
+    /// State over `current`, describing `config`, exporting `registry`.
+    pub fn new(config: Arc<Config>, current: Current, registry: Registry) -> Self {
+        Self {
+            config,
+            current,
+            registry,
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(mesos_dns::routes(state.config.mesos_dns.enumeration_on))
+        .merge(ops::routes())
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, state: ApiState, shutdown: CancellationToken) {
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "HTTP API stopped");
+    }
+}
+
+/// Mesos-DNS's 404: plain text.
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404: Page Not Found")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// A JSON body formatted as Go's `json.MarshalIndent(v, " ", " ")`, which is what Mesos-DNS
+/// clients have always received.
+fn go_json<T: serde::Serialize>(value: &T) -> Response {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    if let Err(error) = value.serialize(&mut ser) {
+        tracing::error!(%error, "cannot encode a reply");
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    let body = String::from_utf8_lossy(&buf).replace('\n', "\n ");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

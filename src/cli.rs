@@ -1,0 +1,77 @@
+//! Command-line arguments, as typed: validation happens when the configuration is loaded.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Beacon: service discovery and east-west load balancing for Mesos clusters.
+#[derive(Debug, Parser)]
+#[command(name = "beacon", version, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node agent: DNS server, HTTP API and catalog sources.
+    Agent(AgentArgs),
+    /// Run a local demo cluster on loopback: a fake Mesos master, agents and sample backends.
+    Demo(DemoArgs),
+    /// Serve a Mesos state document as a fake master on loopback (for tests and benchmarks).
+    FakeMaster(FakeMasterArgs),
+}
+
+/// `beacon agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Beacon's native TOML configuration.
+    #[arg(
+        long,
+        value_name = "FILE.toml",
+        required_unless_present = "mesos_dns_config",
+        conflicts_with = "mesos_dns_config"
+    )]
+    pub config: Option<PathBuf>,
+    /// A Mesos-DNS config.json, used unchanged: Beacon replaces that Mesos-DNS.
+    #[arg(long, value_name = "FILE.json")]
+    pub mesos_dns_config: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax), overriding the configuration and RUST_LOG.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// `beacon demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of agents.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub nodes: u16,
+    /// Print one JSON object per node once everything is ready, instead of instructions.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `beacon fake-master`.
+#[derive(Debug, Args)]
+pub struct FakeMasterArgs {
+    /// The state document to serve (a Mesos `/master/state` body).
+    #[arg(long, value_name = "FILE.json")]
+    pub state: PathBuf,
+    /// Where to listen; keep it on loopback.
+    #[arg(long, default_value = "127.0.0.1:15050")]
+    pub listen: SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,385 @@
+//! Beacon's native TOML configuration, for `beacon agent --config FILE.toml`.
+//!
+//! It holds every Mesos-DNS setting in `[mesos_dns]`, under the snake_case names of
+//! [`MesosDnsConfig`], with the same defaults and the same validation as `config.json` (both
+//! formats go through [`MesosDnsConfig::validate`]). Beacon's additions live in `[dns]` and
+//! `[log]`. Unlike `config.json`, unknown keys are errors: a typo in a file written for Beacon
+//! should not be silently ignored. Every key is optional except that `masters` must be set.
+//!
+//! A complete file, with every key at its default except `masters`:
+//!
+//! ```toml
+//! [mesos_dns]
+//! masters = ["127.0.0.1:5050"]    # Mesos masters, host:port (required)
+//! zk = ""                         # ZooKeeper is not supported: zk alone is an error
+//! zk_detection_timeout = 30
+//! refresh_seconds = 60            # state poll period (> 0)
+//! state_timeout_seconds = 300     # HTTP timeout for /master/state (> 0)
+//! domain = "mesos"
+//! listener = "0.0.0.0"            # DNS bind address
+//! port = 53
+//! http_listener = "0.0.0.0"       # HTTP API bind address
+//! http_port = 8123
+//! dns_on = true                   # at least one of dns_on and http_on
+//! http_on = true
+//! external_on = true              # forward other names (false: REFUSED)
+//! resolvers = ["8.8.8.8"]         # IP or IP:port; empty: /etc/resolv.conf
+//! timeout = 5                     # forwarding timeout, seconds
+//! recurse_on = true               # RA flag on in-domain answers
+//! ttl = 60
+//! srv_record_default_weight = 1
+//! soa_mname = "ns1.mesos"         # a trailing dot is added
+//! soa_rname = "root.ns1.mesos"    # '@' becomes '.', a trailing dot is added
+//! soa_serial = 0                  # replaced by the unix time at start and on reload
+//! soa_refresh = 60
+//! soa_retry = 600
+//! soa_expire = 86400
+//! soa_minttl = 60
+//! ip_sources = ["netinfo", "mesos", "host"]  # any of host, docker, mesos, netinfo
+//! enforce_rfc952 = false
+//! set_truncate_bit = true
+//! enumeration_on = true           # /v1/enumerate and /v1/axfr
+//! mesos_https_on = false
+//! ca_cert_file = ""
+//! cert_file = ""                  # cert_file and key_file go together
+//! key_file = ""
+//! mesos_authentication = ""       # "", "basic" (needs mesos_credentials) or "iam"
+//! iam_config_file = ""
+//!
+//! [mesos_dns.mesos_credentials]
+//! principal = ""
+//! secret = ""                     # never shown by /v1/config
+//!
+//! [mesos_dns.zone_resolvers]      # per-zone forwarders; zones must not overlap the domain
+//! # "consul" = ["10.0.0.2:8600"]
+//!
+//! [dns]
+//! edns_max_payload = 1232         # cap on the UDP answer size a client's EDNS may ask for (512..=65535)
+//! ptr_records = false             # answer PTR for task and agent addresses under in-addr.arpa / ip6.arpa
+//! max_inflight_forwards = 1024    # bound on upstream queries in flight (> 0)
+//! udp_sockets = 0                 # SO_REUSEPORT UDP sockets; 0 = one per core
+//! tcp_idle_timeout_secs = 10      # close idle DNS-over-TCP connections after this long (> 0)
+//! apex_nodata = true              # NOERROR/NODATA (not NXDOMAIN) for the apex and empty non-terminals
+//!
+//! [log]
+//! filter = "info"                 # tracing EnvFilter directive
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{ConfigError, MesosDnsConfig};
+
+/// The whole native configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NativeConfig {
+    /// `[mesos_dns]`: the Mesos-DNS settings.
+    pub mesos_dns: MesosDnsConfig,
+    /// `[dns]`: Beacon's DNS server settings.
+    pub dns: DnsSettings,
+    /// `[log]`: logging.
+    pub log: LogSettings,
+}
+
+/// `[dns]`: DNS server behaviour Beacon adds on top of Mesos-DNS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Cap on the UDP answer size a client's EDNS may ask for, in bytes (512..=65535).
+    /// Default 1232, the DNS Flag Day 2020 value that avoids IP fragmentation.
+    pub edns_max_payload: u16,
+    /// Answer PTR queries for task and agent addresses under `in-addr.arpa` and `ip6.arpa`,
+    /// which Mesos-DNS never did. Default false.
+    pub ptr_records: bool,
+    /// Bound on upstream queries in flight (> 0), so a slow upstream cannot exhaust memory.
+    /// Default 1024.
+    pub max_inflight_forwards: usize,
+    /// Number of `SO_REUSEPORT` UDP sockets; 0 means one per core. Default 0.
+    pub udp_sockets: usize,
+    /// Seconds after which an idle DNS-over-TCP connection is closed (> 0). Default 10.
+    pub tcp_idle_timeout_secs: u64,
+    /// Answer NOERROR/NODATA rather than NXDOMAIN for the apex and empty non-terminals, as RFC
+    /// 8020 requires (Mesos-DNS answered NXDOMAIN). Default true.
+    pub apex_nodata: bool,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        Self {
+            edns_max_payload: 1232,
+            ptr_records: false,
+            max_inflight_forwards: 1024,
+            udp_sockets: 0,
+            tcp_idle_timeout_secs: 10,
+            apex_nodata: true,
+        }
+    }
+}
+
+impl DnsSettings {
+    /// Checks the ranges documented on each field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let out_of_range = |key, value: u64, expected| ConfigError::OutOfRange {
+            key,
+            value,
+            expected,
+        };
+        if self.edns_max_payload < 512 {
+            let value = self.edns_max_payload.into();
+            return Err(out_of_range("edns_max_payload", value, "512..=65535"));
+        }
+        if self.max_inflight_forwards == 0 {
+            return Err(out_of_range("max_inflight_forwards", 0, "at least 1"));
+        }
+        if self.tcp_idle_timeout_secs == 0 {
+            return Err(out_of_range("tcp_idle_timeout_secs", 0, "at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A `tracing_subscriber::EnvFilter` directive, such as `info` or `beacon=debug,info`.
+    /// Default `info`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+impl NativeConfig {
+    /// Parses a native TOML configuration, then normalises and validates it; `file` names the
+    /// file in errors and becomes `mesos_dns.file` (made absolute).
+    pub fn from_toml(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        let parsed: Self = toml::from_str(text).map_err(|e| toml_error(&e, text, file))?;
+        let config = Self {
+            mesos_dns: parsed.mesos_dns.finish(file)?,
+            ..parsed
+        };
+        config.dns.validate()?;
+        Ok(config)
+    }
+
+    /// Validates everything, as loading does; for configurations built or changed in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.mesos_dns.validate()?;
+        self.dns.validate()
+    }
+}
+
+/// Turns a TOML error into one with a line and column instead of a multi-line snippet.
+///
+/// Serde's type errors ("invalid type: string \"53\", expected u16") do not say which key they
+/// are about, so the key written before the offending value is added.
+fn toml_error(error: &toml::de::Error, text: &str, file: &Path) -> ConfigError {
+    let start = error.span().map(|span| span.start);
+    let (line, column) = start.map_or((0, 0), |start| line_column(text, start));
+    let mut message = one_line(error.message());
+    if let Some(key) = start.and_then(|start| key_before(text, start)) {
+        message = format!("{message} (key `{key}`)");
+    }
+    ConfigError::Toml {
+        path: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The key of a `key = value` line when `offset` points into the value.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let (key, _) = line.split_once('=')?;
+    Some(key.trim()).filter(|key| !key.is_empty())
+}
+
+/// Joins a multi-line parser message ("invalid table header\nexpected `.`") into one line,
+/// so it reads well in a log line.
+fn one_line(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(": ")
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NativeConfig, ConfigError> {
+        NativeConfig::from_toml(text, Path::new("/etc/beacon/beacon.toml"))
+    }
+
+    /// The TOML example in this module's documentation.
+    fn doc_example() -> String {
+        let source = include_str!("native.rs");
+        let mut lines = source.lines().skip_while(|l| *l != "//! ```toml").skip(1);
+        let block = lines.by_ref().take_while(|l| *l != "//! ```");
+        block
+            .map(|l| l.strip_prefix("//!").unwrap_or(l).trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn doc_example_parses_and_is_all_defaults() {
+        let example = doc_example();
+        assert!(example.contains("[log]"), "{example}");
+        let config = parse(&example).unwrap();
+        let mut expected = NativeConfig::default();
+        expected.mesos_dns.masters = vec!["127.0.0.1:5050".to_owned()];
+        expected.mesos_dns = expected
+            .mesos_dns
+            .finish(Path::new("/etc/beacon/beacon.toml"))
+            .unwrap();
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = parse("[mesos_dns]\nmasters = [\"10.0.0.1:5050\"]\n").unwrap();
+        assert_eq!(c.dns, DnsSettings::default());
+        assert_eq!(c.log.filter, "info");
+        assert_eq!(c.mesos_dns.soa_mname, "ns1.mesos.");
+        assert_eq!(c.mesos_dns.file, "/etc/beacon/beacon.toml");
+        assert_eq!(c.dns.edns_max_payload, 1232);
+        assert!(c.dns.apex_nodata && !c.dns.ptr_records);
+    }
+
+    #[test]
+    fn sections_are_read() {
+        let c = parse(
+            r#"
+            [mesos_dns]
+            masters = ["10.0.0.1:5050", "10.0.0.2:5050"]
+            domain = "DC.Mesos"
+            ip_sources = ["docker", "host"]
+            mesos_authentication = "basic"
+            [mesos_dns.mesos_credentials]
+            principal = "beacon"
+            secret = "s3cret"
+            [mesos_dns.zone_resolvers]
+            "consul" = ["10.0.0.2:8600"]
+            [dns]
+            edns_max_payload = 4096
+            ptr_records = true
+            udp_sockets = 4
+            [log]
+            filter = "beacon=debug,info"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.mesos_dns.domain, "dc.mesos");
+        assert_eq!(c.mesos_dns.zone_resolvers["consul"], ["10.0.0.2:8600"]);
+        assert_eq!(c.mesos_dns.mesos_credentials.principal, "beacon");
+        assert_eq!(
+            (c.dns.edns_max_payload, c.dns.ptr_records, c.dns.udp_sockets),
+            (4096, true, 4)
+        );
+        assert_eq!(c.log.filter, "beacon=debug,info");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        for (text, key) in [
+            (
+                "[mesos_dns]\nmasters = [\"a:1\"]\nmaster = [\"b:1\"]\n",
+                "master",
+            ),
+            ("[mesos_dns]\nmasters = [\"a:1\"]\nfile = \"/x\"\n", "file"),
+            (
+                "[mesos_dns]\nmasters = [\"a:1\"]\n[dns]\nedns = 1\n",
+                "edns",
+            ),
+            ("[mesos_dns]\nmasters = [\"a:1\"]\n[logging]\n", "logging"),
+            (
+                "[mesos_dns]\nmasters = [\"a:1\"]\n[mesos_dns.mesos_credentials]\nuser = \"x\"\n",
+                "user",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(matches!(err, ConfigError::Toml { .. }), "{err}");
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn syntax_and_type_errors_have_positions() {
+        let err = parse("[mesos_dns]\nmasters = [\"a:1\"]\nport = \"53\"\n").unwrap_err();
+        assert!(err.to_string().contains("(key `port`)"), "{err}");
+        let ConfigError::Toml { line, column, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!((line, column), (3, 8));
+        let err = parse("[mesos_dns\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Toml { line: 1, .. }), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn mesos_dns_validation_is_shared() {
+        assert!(matches!(parse(""), Err(ConfigError::NoMasters)));
+        assert!(matches!(
+            parse("[mesos_dns]\nzk = \"zk://h:2181/mesos\"\n"),
+            Err(ConfigError::ZkUnsupported { .. })
+        ));
+        let err = parse("[mesos_dns]\nmasters = [\"a\"]\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid masters entry \"a\": expected host:port"
+        );
+        let err = parse(
+            "[mesos_dns]\nmasters = [\"a:1\"]\n[mesos_dns.zone_resolvers]\nmesos = [\"1.1.1.1\"]\n",
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::ZoneIsDomain { .. }), "{err}");
+    }
+
+    #[test]
+    fn dns_settings_are_range_checked() {
+        let base = "[mesos_dns]\nmasters = [\"a:1\"]\n[dns]\n";
+        for (setting, key) in [
+            ("edns_max_payload = 511", "edns_max_payload"),
+            ("max_inflight_forwards = 0", "max_inflight_forwards"),
+            ("tcp_idle_timeout_secs = 0", "tcp_idle_timeout_secs"),
+        ] {
+            let err = parse(&format!("{base}{setting}\n")).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::OutOfRange { key: k, .. } if k == key),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            parse(&format!("{base}edns_max_payload = 65536\n")),
+            Err(ConfigError::Toml { .. })
+        ));
+        assert!(parse(&format!("{base}edns_max_payload = 512\n")).is_ok());
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column("ab\ncé d", 7), (2, 4));
+        assert_eq!(line_column("x", 0), (1, 1));
+    }
+}

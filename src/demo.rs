@@ -1,0 +1,170 @@
+//! `beacon demo`: a cluster on loopback that needs no root and no Mesos.
+//!
+//! It starts a fake Mesos master serving a sample state, small HTTP backends for the sample
+//! service `demo-web` (each reply names the backend), and N agents on free loopback ports that
+//! poll the master. It then prints what to try, or one JSON line per node with `--json`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::BoxError;
+use crate::agent::Agent;
+use crate::cli::DemoArgs;
+use crate::config::Config;
+use crate::fake_master::FakeMaster;
+
+const BACKENDS: usize = 3;
+
+/// Runs the demo until SIGINT or SIGTERM.
+pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
+    let stop = CancellationToken::new();
+    let mut backend_ports = Vec::new();
+    for i in 0..BACKENDS {
+        backend_ports.push(start_backend(i + 1, stop.clone()).await?);
+    }
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let master = FakeMaster::start(loopback, Vec::new()).await?;
+    master.set_body(
+        sample_state(master.addr(), &backend_ports)
+            .to_string()
+            .into_bytes(),
+    );
+
+    let mut agents = Vec::new();
+    for _ in 0..args.nodes {
+        agents.push(Agent::start(demo_config(master.addr())).await?);
+    }
+    wait_ready(&agents).await;
+    print_summary(args, &agents, &backend_ports);
+
+    crate::shutdown_signal().await;
+    for agent in agents {
+        agent.stop().await;
+    }
+    master.stop();
+    stop.cancel();
+    Ok(())
+}
+
+fn demo_config(master: SocketAddr) -> Config {
+    let mut config = Config::default();
+    let m = &mut config.mesos_dns;
+    m.masters = vec![master.to_string()];
+    m.listener = "127.0.0.1".into();
+    m.port = 0;
+    m.http_listener = "127.0.0.1".into();
+    m.http_port = 0;
+    m.refresh_seconds = 2;
+    m.resolvers = Vec::new();
+    m.external_on = false;
+    config.dns.udp_sockets = 1;
+    config
+}
+
+async fn wait_ready(agents: &[Agent]) {
+    for _ in 0..100 {
+        if agents.iter().all(Agent::is_ready) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::warn!("not every agent loaded the demo catalog within 5 s");
+}
+
+fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16]) {
+    let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    if args.json {
+        for (i, agent) in agents.iter().enumerate() {
+            println!(
+                "{}",
+                json!({"node": format!("n{}", i + 1), "dns": addr(agent.dns_addr), "http": addr(agent.http_addr)})
+            );
+        }
+        return;
+    }
+    println!(
+        "Beacon demo: {} agent(s) serving the sample catalog of a fake Mesos master.\n",
+        agents.len()
+    );
+    for (i, agent) in agents.iter().enumerate() {
+        println!(
+            "  n{}: DNS {}  HTTP {}",
+            i + 1,
+            addr(agent.dns_addr),
+            addr(agent.http_addr)
+        );
+    }
+    let (Some(dns), Some(http)) = (agents[0].dns_addr, agents[0].http_addr) else {
+        return;
+    };
+    let dig = format!("dig @{} -p {}", dns.ip(), dns.port());
+    println!("\nTry:");
+    println!("  {dig} web.marathon.mesos A +short");
+    println!("  {dig} _demo-web._tcp.marathon.mesos SRV");
+    println!("  {dig} _http._search._tcp.marathon.mesos SRV");
+    println!("  {dig} leader.mesos A");
+    println!("  curl -s http://{http}/v1/services/_demo-web._tcp.marathon.mesos.");
+    println!("  curl -s http://{http}/v1/axfr");
+    println!("  curl -s http://{http}/metrics | grep beacon_");
+    if let Some(port) = backend_ports.first() {
+        println!("  curl -s http://127.0.0.1:{port}/   # a demo-web backend; its reply names it");
+    }
+    println!("\nCtrl-C stops everything.");
+}
+
+async fn start_backend(n: usize, stop: CancellationToken) -> std::io::Result<u16> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let reply = format!("demo-web backend {n} (127.0.0.1:{port})\n");
+    let app = Router::new().route("/", get(move || async move { reply }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    });
+    Ok(port)
+}
+
+/// A Mesos master state with three agents, a Marathon framework running `web` (host ports),
+/// `search` (DiscoveryInfo with named ports) and `demo-web` (the demo backends), and a
+/// second framework.
+fn sample_state(master: SocketAddr, backend_ports: &[u16]) -> serde_json::Value {
+    let agent = |i: u32| json!({"id": format!("demo-agent-S{i}"), "hostname": format!("127.0.0.{}", i + 1), "pid": format!("slave(1)@127.0.0.{}:5051", i + 1)});
+    let running = |ip: &str, ts: f64| {
+        json!([{"state": "TASK_RUNNING", "timestamp": ts,
+        "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": ip}]}]}}])
+    };
+    let mut tasks = vec![
+        json!({"id": "web.1", "name": "web", "slave_id": "demo-agent-S0", "state": "TASK_RUNNING",
+               "resources": {"ports": "[31000-31001]"}, "statuses": running("127.0.0.1", 1.0)}),
+        json!({"id": "web.2", "name": "web", "slave_id": "demo-agent-S1", "state": "TASK_RUNNING",
+               "resources": {"ports": "[31000-31001]"}, "statuses": running("127.0.0.2", 1.0)}),
+        json!({"id": "search.1", "name": "search", "slave_id": "demo-agent-S2", "state": "TASK_RUNNING",
+               "resources": {"ports": "[31500-31500]"}, "statuses": running("127.0.0.3", 1.0),
+               "discovery": {"name": "search", "visibility": "CLUSTER", "ports": {"ports": [
+                   {"number": 8080, "protocol": "tcp", "name": "http"},
+                   {"number": 9300, "protocol": "tcp", "name": "transport"}]}}}),
+    ];
+    for (i, port) in backend_ports.iter().enumerate() {
+        tasks.push(json!({"id": format!("demo-web.{i}"), "name": "demo-web", "slave_id": "demo-agent-S0",
+            "state": "TASK_RUNNING", "resources": {"ports": format!("[{port}-{port}]")},
+            "statuses": running("127.0.0.1", 1.0),
+            "discovery": {"name": "demo-web", "ports": {"ports": [{"number": port, "protocol": "tcp", "name": "http",
+                "labels": {"labels": [{"key": "VIP_0", "value": "/demo-web:80"}]}}]}}}));
+    }
+    json!({
+        "leader": format!("master@{master}"),
+        "slaves": [agent(0), agent(1), agent(2)],
+        "frameworks": [
+            {"name": "marathon", "pid": "scheduler(1)@127.0.0.1:8080", "hostname": "localhost", "tasks": tasks},
+            {"name": "jobs", "pid": "scheduler(1)@127.0.0.2:9090", "hostname": "localhost", "tasks": [
+                {"id": "nightly.1", "name": "nightly", "slave_id": "demo-agent-S1", "state": "TASK_RUNNING",
+                 "resources": {"ports": "[]"}, "statuses": running("127.0.0.2", 1.0)}]},
+        ],
+    })
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `beacon` binary on loopback, against a fake Mesos master (also the
+//! binary, `beacon fake-master`), queried over real sockets.
+
+mod api;
+mod conformance;
+mod robustness;
+mod support;

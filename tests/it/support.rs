@@ -1,0 +1,357 @@
+//! Helpers: processes, free ports, a small DNS client and a small HTTP client.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+pub const CONFORMANCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/conformance/mesos-dns"
+);
+
+pub fn conformance(file: &str) -> PathBuf {
+    Path::new(CONFORMANCE).join(file)
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 at the time of the call.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1");
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "beacon-it-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (by its PID) on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn beacon() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    if std::env::var_os("BEACON_TEST_LOG").is_none() {
+        cmd.stderr(Stdio::null());
+    }
+    cmd
+}
+
+/// `beacon fake-master` serving `state` (re-read when the file changes).
+pub struct FakeMaster {
+    pub addr: SocketAddr,
+    pub state: PathBuf,
+    _proc: Proc,
+}
+
+impl FakeMaster {
+    pub fn start(dir: &TempDir, state: &[u8]) -> Self {
+        let path = dir.path("state.json");
+        std::fs::write(&path, state).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let child = beacon()
+            .args(["fake-master", "--state"])
+            .arg(&path)
+            .args(["--listen", &addr.to_string()])
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        wait_until("fake master up", || {
+            http_get(addr, "/master/state")
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        });
+        Self {
+            addr,
+            state: path,
+            _proc: proc,
+        }
+    }
+
+    /// Replaces the served state, atomically, and waits until it is served.
+    pub fn serve(&self, body: &[u8]) {
+        let tmp = self.state.with_extension("tmp");
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, &self.state).unwrap();
+        wait_until("fake master serves the new state", || {
+            http_get(self.addr, "/master/state")
+                .map(|r| r.body == body)
+                .unwrap_or(false)
+        });
+    }
+}
+
+/// A running `beacon agent --mesos-dns-config`.
+pub struct Agent {
+    pub dns: SocketAddr,
+    pub http: SocketAddr,
+    _proc: Proc,
+}
+
+impl Agent {
+    /// Starts an agent with `config` (a Mesos-DNS config.json) whose listener, ports and masters
+    /// are replaced to point at loopback and `master`, and waits until it is ready.
+    pub fn start(dir: &TempDir, config: serde_json::Value, master: SocketAddr) -> Self {
+        let agent = Self::start_unready(dir, config, master);
+        wait_until("agent ready", || {
+            http_get(agent.http, "/readyz")
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        });
+        agent
+    }
+
+    /// Starts an agent and waits only until its HTTP API answers.
+    pub fn start_unready(dir: &TempDir, mut config: serde_json::Value, master: SocketAddr) -> Self {
+        let (dns_port, http_port) = (free_port(), free_port());
+        config["masters"] = serde_json::json!([master.to_string()]);
+        config["listener"] = "127.0.0.1".into();
+        config["port"] = dns_port.into();
+        config["HTTPListener"] = "127.0.0.1".into();
+        config["httpport"] = http_port.into();
+        let path = dir.path("config.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let child = beacon()
+            .args(["agent", "--mesos-dns-config"])
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let agent = Self {
+            dns: ([127, 0, 0, 1], dns_port).into(),
+            http: ([127, 0, 0, 1], http_port).into(),
+            _proc: Proc(child),
+        };
+        wait_until("agent HTTP up", || {
+            http_get(agent.http, "/healthz")
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        });
+        agent
+    }
+}
+
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A minimal HTTP/1.1 GET (Connection: close, Content-Length bodies).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpReply> {
+    http_request(addr, "GET", path, &[])
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<HttpReply> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let headers = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = headers
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(HttpReply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Options of one query, as dig would send it.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask {
+    pub transport: Transport,
+    pub edns: Option<u16>,
+    pub rd: bool,
+}
+
+impl Ask {
+    pub const TCP: Self = Self {
+        transport: Transport::Tcp,
+        edns: None,
+        rd: true,
+    };
+    pub const UDP: Self = Self {
+        transport: Transport::Udp,
+        edns: None,
+        rd: true,
+    };
+}
+
+pub fn query_message(name: &str, qtype: RecordType, ask: Ask) -> Message {
+    let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = ask.rd;
+    let mut q = Query::query(Name::from_ascii(name).unwrap(), qtype);
+    q.set_query_class(DNSClass::IN);
+    msg.add_query(q);
+    if let Some(size) = ask.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(size);
+        msg.edns = Some(edns);
+    }
+    msg
+}
+
+fn rand_id() -> u16 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        & 0xffff) as u16
+}
+
+pub fn query(server: SocketAddr, name: &str, qtype: RecordType, ask: Ask) -> Message {
+    let msg = query_message(name, qtype, ask);
+    let reply = exchange(server, &msg.to_vec().unwrap(), ask.transport)
+        .unwrap_or_else(|e| panic!("{name} {qtype}: {e}"));
+    let reply = Message::from_vec(&reply).unwrap();
+    assert_eq!(reply.metadata.id, msg.metadata.id);
+    reply
+}
+
+/// Sends raw bytes, returns the raw reply.
+pub fn exchange(
+    server: SocketAddr,
+    bytes: &[u8],
+    transport: Transport,
+) -> std::io::Result<Vec<u8>> {
+    match transport {
+        Transport::Udp => {
+            let s = UdpSocket::bind("127.0.0.1:0")?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.send_to(bytes, server)?;
+            let mut buf = vec![0; 65535];
+            let n = s.recv(&mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        }
+        Transport::Tcp => {
+            let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(bytes);
+            s.write_all(&out)?;
+            let mut len = [0; 2];
+            s.read_exact(&mut len)?;
+            let mut buf = vec![0; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut buf)?;
+            Ok(buf)
+        }
+    }
+}
+
+/// A record as the reference file writes it: `owner TTL TYPE rdata`, SOA serial as `SERIAL`.
+pub fn show(r: &Record) -> String {
+    let data = match &r.data {
+        RData::A(a) => a.0.to_string(),
+        RData::AAAA(a) => a.0.to_string(),
+        RData::SRV(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target),
+        RData::SOA(s) => format!(
+            "{} {} SERIAL {} {} {} {}",
+            s.mname, s.rname, s.refresh, s.retry, s.expire, s.minimum
+        ),
+        RData::NS(n) => n.0.to_string(),
+        RData::PTR(p) => p.0.to_string(),
+        other => format!("{other}"),
+    };
+    format!("{} {} {} {}", r.name, r.ttl, r.record_type(), data)
+}
+
+/// dig's flag list: `qr aa tc rd ra`.
+pub fn flags(m: &Message) -> String {
+    let md = &m.metadata;
+    let all = [
+        (md.message_type == MessageType::Response, "qr"),
+        (md.authoritative, "aa"),
+        (md.truncation, "tc"),
+        (md.recursion_desired, "rd"),
+        (md.recursion_available, "ra"),
+    ];
+    all.iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
