@@ -290,12 +290,8 @@ impl Refresh {
                     .map_or(0, |d| d.as_secs());
                 self.metrics.last_success.set(now as i64);
                 let r = &published.records;
-                let count = |m: &dyn Fn() -> usize| m();
-                self.dns_metrics.set_records(
-                    count(&|| r.a.values().map(|s| s.len()).sum()),
-                    count(&|| r.aaaa.values().map(|s| s.len()).sum()),
-                    count(&|| r.srv.values().map(|s| s.len()).sum()),
-                );
+                let [a, aaaa, srv] = r.counts();
+                self.dns_metrics.set_records(a, aaaa, srv);
                 let (tasks, records) = (published.catalog.task_count(), r.len());
                 if first {
                     tracing::info!(

@@ -120,12 +120,17 @@ pub struct EnumRecord {
 }
 
 impl RecordSet {
+    /// Number of A, AAAA and SRV values.
+    pub fn counts(&self) -> [usize; 3] {
+        fn values<V>(m: &RecordMap<V>) -> usize {
+            m.values().map(IndexSet::len).sum()
+        }
+        [values(&self.a), values(&self.aaaa), values(&self.srv)]
+    }
+
     /// Total number of values across all names and types.
     pub fn len(&self) -> usize {
-        let count = |m: &dyn Fn() -> usize| m();
-        count(&|| self.a.values().map(IndexSet::len).sum())
-            + count(&|| self.aaaa.values().map(IndexSet::len).sum())
-            + count(&|| self.srv.values().map(IndexSet::len).sum())
+        self.counts().iter().sum()
     }
 
     /// Whether no record was generated.

@@ -48,7 +48,7 @@ pub enum FetchError {
     },
     /// Occurs when every master failed; holds each master's error.
     #[error("no master answered: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    AllFailed(Vec<FetchError>),
+    AllFailed(Vec<Self>),
 }
 
 /// Why the HTTP client could not be built from the configuration.

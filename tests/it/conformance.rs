@@ -200,7 +200,7 @@ fn apply_documented_fixes(
     }
     if is_apex && (case.qtype == "SOA" || case.qtype == "NS") {
         // SOA: the SOA moves to ANSWER and the NS goes to AUTHORITY; NS: the NS moves to ANSWER.
-        let moved: Vec<String> = ns.drain(..).collect();
+        let moved = std::mem::take(ns);
         *an = moved;
         if case.qtype == "SOA" {
             let soa = &an[0];

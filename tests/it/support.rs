@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-pub const CONFORMANCE: &str = concat!(
+pub(crate) const CONFORMANCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/conformance/mesos-dns"
 );
 
-pub fn conformance(file: &str) -> PathBuf {
+pub(crate) fn conformance(file: &str) -> PathBuf {
     Path::new(CONFORMANCE).join(file)
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 at the time of the call.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     for _ in 0..100 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
@@ -31,10 +31,10 @@ pub fn free_port() -> u16 {
 }
 
 /// A scratch directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "beacon-it-{tag}-{}-{}",
             std::process::id(),
@@ -44,7 +44,7 @@ impl TempDir {
         Self(dir)
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -56,7 +56,7 @@ impl Drop for TempDir {
 }
 
 /// A child process killed (by its PID) on drop.
-pub struct Proc(pub Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -75,14 +75,14 @@ fn beacon() -> Command {
 }
 
 /// `beacon fake-master` serving `state` (re-read when the file changes).
-pub struct FakeMaster {
+pub(crate) struct FakeMaster {
     pub addr: SocketAddr,
     pub state: PathBuf,
     _proc: Proc,
 }
 
 impl FakeMaster {
-    pub fn start(dir: &TempDir, state: &[u8]) -> Self {
+    pub(crate) fn start(dir: &TempDir, state: &[u8]) -> Self {
         let path = dir.path("state.json");
         std::fs::write(&path, state).unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -106,7 +106,7 @@ impl FakeMaster {
     }
 
     /// Replaces the served state, atomically, and waits until it is served.
-    pub fn serve(&self, body: &[u8]) {
+    pub(crate) fn serve(&self, body: &[u8]) {
         let tmp = self.state.with_extension("tmp");
         std::fs::write(&tmp, body).unwrap();
         std::fs::rename(&tmp, &self.state).unwrap();
@@ -119,7 +119,7 @@ impl FakeMaster {
 }
 
 /// A running `beacon agent --mesos-dns-config`.
-pub struct Agent {
+pub(crate) struct Agent {
     pub dns: SocketAddr,
     pub http: SocketAddr,
     _proc: Proc,
@@ -128,7 +128,7 @@ pub struct Agent {
 impl Agent {
     /// Starts an agent with `config` (a Mesos-DNS config.json) whose listener, ports and masters
     /// are replaced to point at loopback and `master`, and waits until it is ready.
-    pub fn start(dir: &TempDir, config: serde_json::Value, master: SocketAddr) -> Self {
+    pub(crate) fn start(dir: &TempDir, config: serde_json::Value, master: SocketAddr) -> Self {
         let agent = Self::start_unready(dir, config, master);
         wait_until("agent ready", || {
             http_get(agent.http, "/readyz")
@@ -139,7 +139,11 @@ impl Agent {
     }
 
     /// Starts an agent and waits only until its HTTP API answers.
-    pub fn start_unready(dir: &TempDir, mut config: serde_json::Value, master: SocketAddr) -> Self {
+    pub(crate) fn start_unready(
+        dir: &TempDir,
+        mut config: serde_json::Value,
+        master: SocketAddr,
+    ) -> Self {
         let (dns_port, http_port) = (free_port(), free_port());
         config["masters"] = serde_json::json!([master.to_string()]);
         config["listener"] = "127.0.0.1".into();
@@ -167,7 +171,7 @@ impl Agent {
     }
 }
 
-pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if ok() {
@@ -178,29 +182,29 @@ pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-pub struct HttpReply {
+pub(crate) struct HttpReply {
     pub status: u16,
     pub headers: String,
     pub body: Vec<u8>,
 }
 
 impl HttpReply {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
 /// A minimal HTTP/1.1 GET (Connection: close, Content-Length bodies).
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpReply> {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpReply> {
     http_request(addr, "GET", path, &[])
 }
 
-pub fn http_request(
+pub(crate) fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -234,33 +238,33 @@ pub fn http_request(
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Udp,
     Tcp,
 }
 
 /// Options of one query, as dig would send it.
 #[derive(Clone, Copy, Debug)]
-pub struct Ask {
+pub(crate) struct Ask {
     pub transport: Transport,
     pub edns: Option<u16>,
     pub rd: bool,
 }
 
 impl Ask {
-    pub const TCP: Self = Self {
+    pub(crate) const TCP: Self = Self {
         transport: Transport::Tcp,
         edns: None,
         rd: true,
     };
-    pub const UDP: Self = Self {
+    pub(crate) const UDP: Self = Self {
         transport: Transport::Udp,
         edns: None,
         rd: true,
     };
 }
 
-pub fn query_message(name: &str, qtype: RecordType, ask: Ask) -> Message {
+pub(crate) fn query_message(name: &str, qtype: RecordType, ask: Ask) -> Message {
     let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = ask.rd;
     let mut q = Query::query(Name::from_ascii(name).unwrap(), qtype);
@@ -282,7 +286,7 @@ fn rand_id() -> u16 {
         & 0xffff) as u16
 }
 
-pub fn query(server: SocketAddr, name: &str, qtype: RecordType, ask: Ask) -> Message {
+pub(crate) fn query(server: SocketAddr, name: &str, qtype: RecordType, ask: Ask) -> Message {
     let msg = query_message(name, qtype, ask);
     let reply = exchange(server, &msg.to_vec().unwrap(), ask.transport)
         .unwrap_or_else(|e| panic!("{name} {qtype}: {e}"));
@@ -292,7 +296,7 @@ pub fn query(server: SocketAddr, name: &str, qtype: RecordType, ask: Ask) -> Mes
 }
 
 /// Sends raw bytes, returns the raw reply.
-pub fn exchange(
+pub(crate) fn exchange(
     server: SocketAddr,
     bytes: &[u8],
     transport: Transport,
@@ -323,7 +327,7 @@ pub fn exchange(
 }
 
 /// A record as the reference file writes it: `owner TTL TYPE rdata`, SOA serial as `SERIAL`.
-pub fn show(r: &Record) -> String {
+pub(crate) fn show(r: &Record) -> String {
     let data = match &r.data {
         RData::A(a) => a.0.to_string(),
         RData::AAAA(a) => a.0.to_string(),
@@ -340,7 +344,7 @@ pub fn show(r: &Record) -> String {
 }
 
 /// dig's flag list: `qr aa tc rd ra`.
-pub fn flags(m: &Message) -> String {
+pub(crate) fn flags(m: &Message) -> String {
     let md = &m.metadata;
     let all = [
         (md.message_type == MessageType::Response, "qr"),
