@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod records;
 pub mod response;
 pub mod server;
+mod udp;
 pub mod zone;

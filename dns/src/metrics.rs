@@ -4,12 +4,25 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+/// Query types counted under their own name; others count as `other`.
+const QTYPES: [&str; 11] = [
+    "A", "AAAA", "SRV", "SOA", "NS", "PTR", "ANY", "TXT", "MX", "other", "none",
+];
+/// Response codes counted under their own name; others count as `other`.
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
+];
 
 /// The DNS server's Prometheus metrics.
 #[derive(Clone, Debug)]
 pub struct DnsMetrics {
-    queries: IntCounterVec,
+    /// One counter per (query type, rcode), resolved up front: looking labels up per query
+    /// costs a hash and a lock.
+    queries: Vec<IntCounter>,
     latency: Histogram,
     forwards: IntCounterVec,
     records: IntGaugeVec,
@@ -47,6 +60,11 @@ impl DnsMetrics {
             &["type"],
         )?;
         registry.register(Box::new(queries.clone()))?;
+        let queries = QTYPES
+            .iter()
+            .flat_map(|t| RCODES.iter().map(move |r| (t, r)))
+            .map(|(t, r)| queries.with_label_values(&[t, r]))
+            .collect();
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(forwards.clone()))?;
         registry.register(Box::new(records.clone()))?;
@@ -60,24 +78,20 @@ impl DnsMetrics {
 
     /// Counts one answered query.
     pub fn observe(&self, qtype: Option<RecordType>, rcode: ResponseCode, elapsed: Duration) {
-        let qtype = match qtype {
-            Some(
-                t @ (RecordType::A
-                | RecordType::AAAA
-                | RecordType::SRV
-                | RecordType::SOA
-                | RecordType::NS
-                | RecordType::PTR
-                | RecordType::ANY
-                | RecordType::TXT
-                | RecordType::MX),
-            ) => t.into(),
-            Some(_) => "other",
-            None => "none",
+        let t = match qtype {
+            Some(RecordType::A) => 0,
+            Some(RecordType::AAAA) => 1,
+            Some(RecordType::SRV) => 2,
+            Some(RecordType::SOA) => 3,
+            Some(RecordType::NS) => 4,
+            Some(RecordType::PTR) => 5,
+            Some(RecordType::ANY) => 6,
+            Some(RecordType::TXT) => 7,
+            Some(RecordType::MX) => 8,
+            Some(_) => 9,
+            None => 10,
         };
-        self.queries
-            .with_label_values(&[qtype, rcode_label(rcode)])
-            .inc();
+        self.queries[t * RCODES.len() + rcode_index(rcode)].inc();
         self.latency.observe(elapsed.as_secs_f64());
     }
 
@@ -96,15 +110,15 @@ impl DnsMetrics {
     }
 }
 
-fn rcode_label(rcode: ResponseCode) -> &'static str {
+fn rcode_index(rcode: ResponseCode) -> usize {
     match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::BADVERS => "BADVERS",
-        _ => "other",
+        ResponseCode::NoError => 0,
+        ResponseCode::FormErr => 1,
+        ResponseCode::ServFail => 2,
+        ResponseCode::NXDomain => 3,
+        ResponseCode::NotImp => 4,
+        ResponseCode::Refused => 5,
+        ResponseCode::BADVERS => 6,
+        _ => 7,
     }
 }

@@ -3,12 +3,16 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::handler::DnsHandler;
+use crate::udp::UdpLoops;
 
 /// Where and how to listen.
 #[derive(Clone, Debug)]
@@ -21,33 +25,34 @@ pub struct ListenConfig {
     pub tcp_idle_timeout: Duration,
 }
 
-/// A running DNS server.
+/// A running DNS server: Beacon's UDP threads and hickory-server's TCP listener.
 pub struct DnsServer {
-    server: Server<DnsHandler>,
+    tcp: Server<TcpOnly>,
+    udp: UdpLoops,
     local: SocketAddr,
 }
 
 impl DnsServer {
-    /// Binds the sockets and starts serving with `handler` on the current tokio runtime.
+    /// Binds the sockets and starts serving with `handler`; must be called within a tokio
+    /// runtime, which serves TCP and the queries that wait on an upstream.
     pub fn start(handler: DnsHandler, config: &ListenConfig) -> io::Result<Self> {
-        let sockets = match config.udp_sockets {
+        let count = match config.udp_sockets {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
         let first = bind_udp(config.addr)?;
         let local = first.local_addr()?;
-        let tcp = bind_tcp(local)?;
-        let mut server = Server::new(handler);
-        server.register_socket(tokio::net::UdpSocket::from_std(first)?);
-        for _ in 1..sockets {
-            server.register_socket(tokio::net::UdpSocket::from_std(bind_udp(local)?)?);
+        let tcp_listener = bind_tcp(local)?;
+        let mut sockets = vec![first];
+        for _ in 1..count {
+            sockets.push(bind_udp(local)?);
         }
-        server.register_listener(
-            tokio::net::TcpListener::from_std(tcp)?,
-            config.tcp_idle_timeout,
-            64,
-        );
-        Ok(Self { server, local })
+        let handler = Arc::new(handler);
+        let udp = UdpLoops::start(sockets, handler.clone(), tokio::runtime::Handle::current())?;
+        let mut tcp = Server::new(TcpOnly(handler));
+        let listener = tokio::net::TcpListener::from_std(tcp_listener)?;
+        tcp.register_listener(listener, config.tcp_idle_timeout, 64);
+        Ok(Self { tcp, udp, local })
     }
 
     /// The bound address (UDP and TCP share it).
@@ -57,9 +62,25 @@ impl DnsServer {
 
     /// Stops accepting queries and waits for the ones in progress.
     pub async fn shutdown(mut self) {
-        if let Err(error) = self.server.shutdown_gracefully().await {
+        let udp = self.udp;
+        let _ = tokio::task::spawn_blocking(move || udp.stop()).await;
+        if let Err(error) = self.tcp.shutdown_gracefully().await {
             tracing::warn!(%error, "DNS server shut down with an error");
         }
+    }
+}
+
+/// The shared handler, for hickory-server's TCP listener.
+struct TcpOnly(Arc<DnsHandler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for TcpOnly {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        rh: R,
+    ) -> ResponseInfo {
+        self.0.handle_request::<R, T>(request, rh).await
     }
 }
 

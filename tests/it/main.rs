@@ -3,5 +3,6 @@
 
 mod api;
 mod conformance;
+mod forward;
 mod robustness;
 mod support;
