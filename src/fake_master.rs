@@ -23,6 +23,8 @@ pub struct FakeMaster {
 
 struct Shared {
     body: ArcSwap<Vec<u8>>,
+    /// When set, the `Authorization` header every request must carry.
+    authorization: ArcSwap<Option<String>>,
     status: AtomicU64,
     requests: AtomicU64,
 }
@@ -34,6 +36,7 @@ impl FakeMaster {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             body: ArcSwap::from_pointee(body),
+            authorization: ArcSwap::from_pointee(None),
             status: AtomicU64::new(200),
             requests: AtomicU64::new(0),
         });
@@ -65,6 +68,14 @@ impl FakeMaster {
         self.shared.body.store(Arc::new(body));
     }
 
+    /// Requires HTTP basic authentication with these credentials from now on.
+    pub fn require_basic_auth(&self, user: &str, password: &str) {
+        let token = base64_encode(format!("{user}:{password}").as_bytes());
+        self.shared
+            .authorization
+            .store(Arc::new(Some(format!("Basic {token}"))));
+    }
+
     /// Answers with `status` (and the body) from now on: 500 simulates a failing master.
     pub fn set_status(&self, status: u16) {
         self.shared
@@ -89,8 +100,16 @@ impl Drop for FakeMaster {
     }
 }
 
-async fn state(State(shared): State<Arc<Shared>>) -> Response {
+async fn state(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(expected) = shared.authorization.load().as_ref() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
     let status = u16::try_from(shared.status.load(Ordering::Relaxed))
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok());
@@ -101,4 +120,42 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
         body.as_ref().clone(),
     )
         .into_response()
+}
+
+/// Standard base64, for the basic-auth check (no dependency for twelve lines).
+fn base64_encode(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64_encode(input.as_bytes()), want);
+        }
+    }
 }

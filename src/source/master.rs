@@ -281,3 +281,77 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_master::FakeMaster;
+
+    fn state() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/conformance/mesos-dns/fake-loopback-leader.json"
+        );
+        std::fs::read(path).unwrap()
+    }
+
+    fn config(master: SocketAddr) -> MesosDnsConfig {
+        MesosDnsConfig {
+            masters: vec![master.to_string()],
+            ..MesosDnsConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn basic_auth_is_sent_when_configured() {
+        let master = FakeMaster::start(([127, 0, 0, 1], 0).into(), state())
+            .await
+            .unwrap();
+        master.require_basic_auth("beacon", "s3cret");
+        let anonymous = MasterPoller::new(&config(master.addr())).unwrap();
+        let err = anonymous.fetch().await.unwrap_err().to_string();
+        assert!(err.contains("401"), "{err}");
+        let mut with_auth = config(master.addr());
+        with_auth.mesos_authentication = "basic".into();
+        with_auth.mesos_credentials.principal = "beacon".into();
+        with_auth.mesos_credentials.secret = "s3cret".into();
+        let catalog = MasterPoller::new(&with_auth)
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap();
+        assert_eq!(catalog.frameworks.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn failures_name_the_master_and_the_cause() {
+        let master = FakeMaster::start(([127, 0, 0, 1], 0).into(), b"{oops".to_vec())
+            .await
+            .unwrap();
+        let err = MasterPoller::new(&config(master.addr()))
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&master.addr().to_string()) && err.contains("malformed state JSON"),
+            "{err}"
+        );
+        master.set_status(503);
+        let err = MasterPoller::new(&config(master.addr()))
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("503"), "{err}");
+        assert!(
+            MasterPoller::new(&MesosDnsConfig {
+                mesos_authentication: "iam".into(),
+                ..config(master.addr())
+            })
+            .is_err()
+        );
+    }
+}

@@ -25,7 +25,8 @@ impl Upstream {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let stop = Arc::new(AtomicBool::new(false));
         let udp = UdpSocket::bind(addr).unwrap();
-        udp.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+        udp.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
         let tcp = TcpListener::bind(addr).unwrap();
         tcp.set_nonblocking(true).unwrap();
         let s = stop.clone();
@@ -66,7 +67,11 @@ fn reply(query: &[u8], answer: Ipv4Addr) -> Vec<u8> {
     r.metadata.recursion_desired = q.metadata.recursion_desired;
     r.metadata.recursion_available = true;
     r.add_query(q.queries[0].clone());
-    r.add_answer(Record::from_rdata(q.queries[0].name().clone(), 42, RData::A(A(answer))));
+    r.add_answer(Record::from_rdata(
+        q.queries[0].name().clone(),
+        42,
+        RData::A(A(answer)),
+    ));
     r.to_vec().unwrap()
 }
 
@@ -76,7 +81,10 @@ fn external_names_are_forwarded_verbatim_and_by_zone() {
     let corp = Upstream::start(Ipv4Addr::new(192, 0, 2, 2));
     let dead = free_port();
     let dir = TempDir::new("forward");
-    let master = FakeMaster::start(&dir, &std::fs::read(conformance("fake-loopback-leader.json")).unwrap());
+    let master = FakeMaster::start(
+        &dir,
+        &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
+    );
     let config = json!({
         "resolvers": [format!("127.0.0.1:{dead}"), default.addr.to_string()],
         "zoneResolvers": {"corp.example": [corp.addr.to_string()]},
@@ -87,9 +95,15 @@ fn external_names_are_forwarded_verbatim_and_by_zone() {
         let r = query(agent.dns, "www.example.com.", RecordType::A, ask);
         assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{ask:?}");
         assert!(r.metadata.recursion_available && !r.metadata.authoritative);
-        assert_eq!(r.answers.iter().map(show).collect::<Vec<_>>(), vec!["www.example.com. 42 A 192.0.2.1"]);
+        assert_eq!(
+            r.answers.iter().map(show).collect::<Vec<_>>(),
+            vec!["www.example.com. 42 A 192.0.2.1"]
+        );
         let r = query(agent.dns, "host.corp.example.", RecordType::A, ask);
-        assert_eq!(r.answers.iter().map(show).collect::<Vec<_>>(), vec!["host.corp.example. 42 A 192.0.2.2"]);
+        assert_eq!(
+            r.answers.iter().map(show).collect::<Vec<_>>(),
+            vec!["host.corp.example. 42 A 192.0.2.2"]
+        );
     }
     // In-domain names never leave the agent.
     let r = query(agent.dns, "leader.mesos.", RecordType::A, Ask::UDP);
@@ -99,7 +113,10 @@ fn external_names_are_forwarded_verbatim_and_by_zone() {
 #[test]
 fn refused_when_external_is_off() {
     let dir = TempDir::new("noexternal");
-    let master = FakeMaster::start(&dir, &std::fs::read(conformance("fake-loopback-leader.json")).unwrap());
+    let master = FakeMaster::start(
+        &dir,
+        &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
+    );
     let agent = Agent::start(&dir, json!({"externalOn": false}), master.addr);
     let r = query(agent.dns, "www.example.com.", RecordType::A, Ask::UDP);
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);

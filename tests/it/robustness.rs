@@ -192,3 +192,40 @@ fn header_fixes_notimp_refused_and_edns() {
     assert_eq!(external.metadata.response_code, ResponseCode::ServFail);
     assert!(!external.metadata.authoritative);
 }
+
+/// A master that is not the leader names the leader; Beacon re-fetches from the leader's
+/// address on the same port, as Mesos-DNS does.
+#[test]
+fn follows_the_leader_named_by_a_standby_master() {
+    let dir = TempDir::new("leader");
+    let port = free_port();
+    let full = std::fs::read(conformance("fake-loopback-leader.json")).unwrap();
+    let mut leader_state: serde_json::Value = serde_json::from_slice(&full).unwrap();
+    leader_state["leader"] = format!("master@127.0.0.2:{port}").into();
+    let standby_state =
+        json!({"leader": format!("master@127.0.0.2:{port}"), "frameworks": [], "slaves": []});
+    let _standby = FakeMaster::start_on(
+        &dir,
+        standby_state.to_string().as_bytes(),
+        ([127, 0, 0, 1], port).into(),
+    );
+    let leader = FakeMaster::start_on(
+        &dir,
+        leader_state.to_string().as_bytes(),
+        ([127, 0, 0, 2], port).into(),
+    );
+    let agent = Agent::start(&dir, fast_config(), ([127, 0, 0, 1], port).into());
+    let reply = query(agent.dns, "leader.mesos.", RecordType::A, Ask::UDP);
+    assert_eq!(
+        reply.answers.iter().map(show).collect::<Vec<_>>(),
+        vec!["leader.mesos. 60 A 127.0.0.2"]
+    );
+    let srv = query(
+        agent.dns,
+        "_liquor-store._tcp.marathon.mesos.",
+        RecordType::SRV,
+        Ask::TCP,
+    );
+    assert_eq!(srv.answers.len(), 4, "tasks come from the leader's state");
+    drop(leader);
+}

@@ -83,9 +83,13 @@ pub(crate) struct FakeMaster {
 
 impl FakeMaster {
     pub(crate) fn start(dir: &TempDir, state: &[u8]) -> Self {
-        let path = dir.path("state.json");
+        Self::start_on(dir, state, ([127, 0, 0, 1], free_port()).into())
+    }
+
+    /// A fake master on a given loopback address.
+    pub(crate) fn start_on(dir: &TempDir, state: &[u8], addr: SocketAddr) -> Self {
+        let path = dir.path(&format!("state-{}.json", addr.ip()));
         std::fs::write(&path, state).unwrap();
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let child = beacon()
             .args(["fake-master", "--state"])
             .arg(&path)
