@@ -292,7 +292,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/conformance/mesos-dns/fake-loopback-leader.json"
         );
-        std::fs::read(path).unwrap()
+        fs::read(path).unwrap()
     }
 
     fn config(master: SocketAddr) -> MesosDnsConfig {
