@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Record, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -64,25 +64,24 @@ impl DnsHandler {
         request: &Request,
         rh: R,
     ) -> (Option<RecordType>, ResponseInfo) {
-        if request.metadata.op_code != OpCode::Query {
-            return (
-                None,
-                send_error(request, rh, ResponseCode::NotImp, None).await,
-            );
+        if question_is_compressed(request.queries.as_bytes()) {
+            // Nothing precedes the question for its name to point at but the header; echoing
+            // such a question (hickory-server echoes the raw bytes) would send garbage back.
+            let info = Header {
+                metadata: request.metadata,
+                counts: HeaderCounts::default(),
+            };
+            return (None, ResponseInfo::from(info));
         }
-        if let Some(edns) = request.edns.as_ref().filter(|e| e.version() > 0) {
-            // RFC 6891 §6.1.3: BADVERS, advertising the version we speak.
-            let (reply, _) = udp_edns(Some(edns), self.settings.edns_max_payload);
-            return (
-                None,
-                send_error(request, rh, ResponseCode::BADVERS, reply.as_ref()).await,
-            );
+        if request.metadata.op_code != OpCode::Query {
+            return (None, self.error(request, rh, ResponseCode::NotImp).await);
+        }
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            // RFC 6891 §6.1.3: BADVERS, with an OPT advertising the version we speak (0).
+            return (None, self.error(request, rh, ResponseCode::BADVERS).await);
         }
         let Ok(info) = request.request_info() else {
-            return (
-                None,
-                send_error(request, rh, ResponseCode::FormErr, None).await,
-            );
+            return (None, self.error(request, rh, ResponseCode::FormErr).await);
         };
         let qtype = info.query.query_type();
         let name = info.query.name();
@@ -95,14 +94,14 @@ impl DnsHandler {
         if info.query.query_class() != DNSClass::IN {
             return (
                 Some(qtype),
-                send_error(request, rh, ResponseCode::Refused, None).await,
+                self.error(request, rh, ResponseCode::Refused).await,
             );
         }
         let Some(zone) = zone.as_ref() else {
             // Not loaded yet: never NXDOMAIN for a name that may exist (Mesos-DNS issue #344).
             return (
                 Some(qtype),
-                send_error(request, rh, ResponseCode::ServFail, None).await,
+                self.error(request, rh, ResponseCode::ServFail).await,
             );
         };
         let original = info.query.original();
@@ -117,7 +116,7 @@ impl DnsHandler {
                 u16::MAX,
             ),
         };
-        let truncated = fit(&mut answer, original, edns.as_ref(), limit);
+        let truncated = fit(&mut answer, &request.queries, edns.as_ref(), limit);
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.authoritative = true;
         meta.recursion_available = self.settings.recurse_on;
@@ -135,6 +134,24 @@ impl DnsHandler {
             answer.additionals.iter().map(Cow::as_ref),
         );
         (Some(qtype), send(rh, response, &meta).await)
+    }
+
+    /// An error reply: the question echoed, no records, and OPT when the request had one
+    /// (RFC 6891 §7: every reply to an EDNS request carries OPT).
+    async fn error<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        rh: R,
+        code: ResponseCode,
+    ) -> ResponseInfo {
+        let (edns, _) = udp_edns(request.edns.as_ref(), self.settings.edns_max_payload);
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &edns {
+            builder.edns(edns);
+        }
+        let response = builder.error_msg(&request.metadata, code);
+        let meta = *response.metadata();
+        send(rh, response, &meta).await
     }
 
     async fn forward<R: ResponseHandler>(
@@ -166,7 +183,7 @@ impl DnsHandler {
             Forwarded::Overloaded => (ResponseCode::ServFail, "overloaded"),
         };
         self.metrics.forwarded(label);
-        send_error(request, rh, code, None).await
+        self.error(request, rh, code).await
     }
 }
 
@@ -183,21 +200,6 @@ impl RequestHandler for DnsHandler {
             .observe(qtype, info.response_code, start.elapsed());
         info
     }
-}
-
-async fn send_error<R: ResponseHandler>(
-    request: &Request,
-    rh: R,
-    code: ResponseCode,
-    edns: Option<&Edns>,
-) -> ResponseInfo {
-    let mut builder = MessageResponseBuilder::from_message_request(request);
-    if let Some(edns) = edns {
-        builder.edns(edns);
-    }
-    let response = builder.error_msg(&request.metadata, code);
-    let meta = *response.metadata();
-    send(rh, response, &meta).await
 }
 
 async fn send<'a, R: ResponseHandler>(
@@ -224,4 +226,17 @@ async fn send<'a, R: ResponseHandler>(
             })
         }
     }
+}
+
+/// Whether a question section (as received) uses a compression pointer in a name.
+fn question_is_compressed(mut bytes: &[u8]) -> bool {
+    // Walk each question: labels up to the root, then type and class.
+    while let Some(&len) = bytes.first() {
+        match len {
+            0 => bytes = bytes.get(5..).unwrap_or_default(),
+            l if l & 0xc0 != 0 => return true,
+            l => bytes = bytes.get(usize::from(l) + 1..).unwrap_or_default(),
+        }
+    }
+    false
 }

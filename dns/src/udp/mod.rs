@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::BinEncodable;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
@@ -33,7 +33,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponse;
 
 use crate::handler::DnsHandler;
-use crate::response::CLASSIC_UDP_LIMIT;
+use crate::response::{CLASSIC_UDP_LIMIT, encode_udp};
 
 /// Largest query read; anything longer is cut and fails to parse (FORMERR), as no real query is.
 const RECV_BUFFER: usize = 4096;
@@ -214,24 +214,7 @@ impl ResponseHandler for UdpSink {
         let limit = response.edns().map_or(CLASSIC_UDP_LIMIT, |e| {
             e.max_payload().max(CLASSIC_UDP_LIMIT)
         });
-        let id = response.metadata().id;
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(limit);
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
-            Err(error) => {
-                tracing::warn!(%error, "cannot encode a response; sending SERVFAIL");
-                let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
-                metadata.response_code = ResponseCode::ServFail;
-                let header = Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                };
-                bytes = header.to_bytes()?;
-                ResponseInfo::from(header)
-            }
-        };
+        let (info, bytes) = encode_udp(response, limit);
         self.send(bytes);
         Ok(info)
     }
