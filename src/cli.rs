@@ -23,6 +23,36 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve a Mesos state document as a fake master on loopback (for tests and benchmarks).
     FakeMaster(FakeMasterArgs),
+    /// Make the cluster's certificates.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// `beacon tls`.
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Create a cluster CA: `ca.pem` and `ca-key.pem` in the directory.
+    Ca(TlsArgs),
+    /// Issue a node certificate from the CA in the directory: `<name>.pem` and `<name>-key.pem`.
+    Node {
+        /// The node's name, which peers verify (a lower-case DNS label).
+        #[arg(long)]
+        name: String,
+        /// Directory and validity.
+        #[command(flatten)]
+        args: TlsArgs,
+    },
+}
+
+/// Where certificates live and how long they last.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Directory of the CA and node files.
+    #[arg(long, default_value = "beacon-tls")]
+    pub dir: PathBuf,
+    /// Validity in days.
+    #[arg(long, default_value_t = 825)]
+    pub days: u32,
 }
 
 /// `beacon agent`.

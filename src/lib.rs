@@ -14,10 +14,11 @@ pub mod fake_master;
 pub mod metrics;
 pub mod published;
 pub mod source;
+pub mod tls;
 
 use std::path::Path;
 
-use cli::{AgentArgs, Cli, Command, FakeMasterArgs};
+use cli::{AgentArgs, Cli, Command, FakeMasterArgs, TlsCommand};
 use config::Config;
 
 /// Any error, boxed, for the top of the call stack.
@@ -32,6 +33,16 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Agent(args) => run_agent(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::FakeMaster(args) => run_fake_master(&args).await,
+        Command::Tls(TlsCommand::Ca(args)) => {
+            let cert = tls::create_ca(&args.dir, args.days)?;
+            println!("created the cluster CA: {}", cert.display());
+            Ok(())
+        }
+        Command::Tls(TlsCommand::Node { name, args }) => {
+            let cert = tls::issue_node(&args.dir, &name, args.days)?;
+            println!("issued {}", cert.display());
+            Ok(())
+        }
     }
 }
 
