@@ -110,7 +110,7 @@ def app_names(rng, count):
     return names
 
 
-def make_task(rng, fw_id, app, agent, ports, discovery_share, netinfo_share, ipv6_share, counter):
+def make_task(rng, fw_id, app, agent, discovery_share, netinfo_share, ipv6_share, counter):
     ts = 1700000000.0 + counter * 0.37
     task_id = "%s.%s" % (app.replace("/", "_"), make_uuid(rng))
     nports = rng.choice((1, 1, 2, 2, 3))
@@ -174,7 +174,7 @@ def make_state(args):
         for app, size in zip(names, sizes):
             for _ in range(size):
                 agent = rng.choice(agents)
-                tasks.append(make_task(rng, fw_id, app, agent, None, disc, netinfo,
+                tasks.append(make_task(rng, fw_id, app, agent, disc, netinfo,
                                        args.ipv6_share, counter))
                 counter += 1
         frameworks.append({

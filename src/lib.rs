@@ -24,6 +24,10 @@ use config::Config;
 /// Any error, boxed, for the top of the call stack.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Directives that keep hickory's per-query lines out of the log; added to any filter that does
+/// not name hickory itself.
+pub const QUIET_HICKORY: &str = "hickory_server=warn,hickory_proto=warn,hickory_net=warn";
+
 /// The default log filter: informative, but not a line per query.
 pub const DEFAULT_LOG: &str = "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn";
 

@@ -41,6 +41,11 @@ fn init_tracing(cli: &Cli) {
     let filter = from_config
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| beacon::DEFAULT_LOG.to_string());
+    // hickory-server logs two lines per query at info: keep it quiet unless asked for by name.
+    let filter = match filter.contains("hickory") {
+        true => filter,
+        false => format!("{filter},{}", beacon::QUIET_HICKORY),
+    };
     let filter =
         EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(beacon::DEFAULT_LOG));
     tracing_subscriber::fmt()

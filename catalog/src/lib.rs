@@ -12,6 +12,7 @@
 
 pub mod mesos;
 mod model;
+pub mod registration;
 
 pub use model::{
     Agent, Catalog, Discovery, DiscoveryPort, Framework, Label, NetworkInfo, Pid, PortRange,

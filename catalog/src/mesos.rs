@@ -147,6 +147,7 @@ fn convert_task(t: RawTask) -> Task {
             labels: d.labels.labels,
         }),
         labels: t.labels,
+        ips: Vec::new(),
     }
 }
 
@@ -289,23 +290,6 @@ struct RawDiscoveryPort {
 struct RawLabels {
     #[serde(default)]
     labels: Vec<Label>,
-}
-
-impl<'de> Deserialize<'de> for Label {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Raw {
-            #[serde(default)]
-            key: String,
-            #[serde(default)]
-            value: String,
-        }
-        let raw = Raw::deserialize(d)?;
-        Ok(Self {
-            key: raw.key,
-            value: raw.value,
-        })
-    }
 }
 
 /// Mesos writes labels as a bare list in statuses and as `{"labels": [...]}` in task and

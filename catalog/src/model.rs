@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 /// A snapshot of everything Beacon knows about the cluster's workloads.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
     /// The leading master's pid (`master@ip:port`), when the state names one.
     pub leader: Option<Pid>,
@@ -55,6 +57,28 @@ impl Catalog {
         names
     }
 
+    /// The union of several catalogs (the sources' fragments): frameworks side by side (Mesos-DNS
+    /// merges records of equal names, not frameworks), agents and resolved names deduplicated,
+    /// the first leader found.
+    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Self>) -> Self {
+        let mut out = Self::default();
+        for part in parts {
+            if out.leader.is_none() && part.leader.is_some() {
+                out.leader.clone_from(&part.leader);
+                out.leader_raw.clone_from(&part.leader_raw);
+            }
+            for agent in &part.agents {
+                if out.agent(&agent.id).is_none() {
+                    out.agents.push(agent.clone());
+                }
+            }
+            out.frameworks.extend(part.frameworks.iter().cloned());
+            out.host_ips
+                .extend(part.host_ips.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
+    }
+
     /// Number of tasks across all frameworks.
     pub fn task_count(&self) -> usize {
         self.frameworks.iter().map(|f| f.tasks.len()).sum()
@@ -62,7 +86,7 @@ impl Catalog {
 }
 
 /// A libprocess pid, `id@host:port`, such as `slave(1)@10.0.0.1:5051`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pid {
     /// The process id before `@`.
     pub id: String,
@@ -83,7 +107,7 @@ impl fmt::Display for Pid {
 }
 
 /// A Mesos agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     /// Agent id, such as `20140803-194712-3041283216-5050-2116-3`.
     pub id: String,
@@ -94,7 +118,7 @@ pub struct Agent {
 }
 
 /// A framework (scheduler) and its tasks.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Framework {
     /// Name as registered, unsanitised.
     pub name: String,
@@ -107,7 +131,7 @@ pub struct Framework {
 }
 
 /// A task.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Task id.
     pub id: String,
@@ -125,6 +149,9 @@ pub struct Task {
     pub discovery: Option<Discovery>,
     /// Task labels.
     pub labels: Vec<Label>,
+    /// Addresses declared by a registration (not a Mesos task): when non-empty they are the
+    /// task's addresses whatever `IPSources` says, and the task needs no known agent.
+    pub ips: Vec<IpAddr>,
 }
 
 impl Task {
@@ -152,7 +179,7 @@ impl Task {
 }
 
 /// A task status update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// State reported by this update.
     pub state: String,
@@ -165,7 +192,7 @@ pub struct Status {
 }
 
 /// One container network of a status.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkInfo {
     /// `ip_addresses[].ip_address`, unparsed: bad values are skipped when names are made.
     pub ip_addresses: Vec<String>,
@@ -176,7 +203,7 @@ pub struct NetworkInfo {
 }
 
 /// An inclusive range of ports, from a Mesos `ports` resource such as `[31000-31002]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRange {
     /// First port.
     pub begin: u16,
@@ -185,7 +212,7 @@ pub struct PortRange {
 }
 
 /// A task's DiscoveryInfo.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discovery {
     /// Service name; when non-empty it replaces the task name in DNS.
     pub name: String,
@@ -196,7 +223,7 @@ pub struct Discovery {
 }
 
 /// A DiscoveryInfo port.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryPort {
     /// Port number.
     pub number: u16,
@@ -209,7 +236,8 @@ pub struct DiscoveryPort {
 }
 
 /// A key/value label.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Label {
     /// Key.
     pub key: String,

@@ -317,14 +317,17 @@ impl Generator<'_> {
                 tasks: Vec::new(),
             };
             for task in fw.tasks.iter().filter(|t| t.is_running()) {
-                let Some(agent) = self.catalog.agent(&task.agent_id) else {
-                    continue;
+                // A Mesos task needs a known agent (Mesos-DNS skips the others); a registration
+                // brings its own addresses and has no agent.
+                let agent_ips = match self.catalog.agent(&task.agent_id) {
+                    Some(agent) => agent
+                        .pid
+                        .as_ref()
+                        .map(|p| self.catalog.ips_of(&p.host))
+                        .unwrap_or_default(),
+                    None if !task.ips.is_empty() => Vec::new(),
+                    None => continue,
                 };
-                let agent_ips = agent
-                    .pid
-                    .as_ref()
-                    .map(|p| self.catalog.ips_of(&p.host))
-                    .unwrap_or_default();
                 let mut etask = EnumTask {
                     name: task.name.clone(),
                     id: task.id.clone(),
@@ -456,8 +459,12 @@ pub fn agent_id_tail(id: &str) -> String {
     id.rsplit('-').next().unwrap_or(id).to_lowercase()
 }
 
-/// A task's addresses: all parseable addresses of the first source that has any (§3.5).
+/// A task's addresses: a registration's own, else all parseable addresses of the first source
+/// that has any (§3.5).
 pub fn task_ips(task: &Task, sources: &[IpSource], agent_ips: &[IpAddr]) -> Vec<IpAddr> {
+    if !task.ips.is_empty() {
+        return task.ips.clone();
+    }
     let status = task.latest_running_status();
     let label_ips = |key: &str| -> Vec<IpAddr> {
         status

@@ -61,6 +61,9 @@
 //! tcp_idle_timeout_secs = 10      # close idle DNS-over-TCP connections after this long (> 0)
 //! apex_nodata = true              # NOERROR/NODATA (not NXDOMAIN) for the apex and empty non-terminals
 //!
+//! [node]
+//! # name = "<host name>"          # this node's name: owner of its registrations, its TLS name
+//!
 //! [log]
 //! filter = "info"                 # tracing EnvFilter directive
 //! ```
@@ -79,8 +82,59 @@ pub struct NativeConfig {
     pub mesos_dns: MesosDnsConfig,
     /// `[dns]`: Beacon's DNS server settings.
     pub dns: DnsSettings,
+    /// `[node]`: this node.
+    pub node: NodeSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
+}
+
+/// `[node]`: this node's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// The node's name: it owns the node's registrations and is the name its TLS certificate
+    /// carries. A lower-case DNS label; default: the host name, lower-cased, up to its first dot.
+    pub name: String,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let label: String = host
+            .trim()
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(63)
+            .collect();
+        let label = label.trim_matches('-');
+        Self {
+            name: if label.is_empty() {
+                "node".into()
+            } else {
+                label.to_string()
+            },
+        }
+    }
+}
+
+impl NodeSettings {
+    /// Checks that the name is a lower-case DNS label.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let n = &self.name;
+        let ok = (1..=63).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !n.starts_with('-')
+            && !n.ends_with('-');
+        match ok {
+            true => Ok(()),
+            false => Err(ConfigError::InvalidNodeName { value: n.clone() }),
+        }
+    }
 }
 
 /// `[dns]`: DNS server behaviour Beacon adds on top of Mesos-DNS.
@@ -167,13 +221,15 @@ impl NativeConfig {
             ..parsed
         };
         config.dns.validate()?;
+        config.node.validate()?;
         Ok(config)
     }
 
     /// Validates everything, as loading does; for configurations built or changed in code.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.mesos_dns.validate()?;
-        self.dns.validate()
+        self.dns.validate()?;
+        self.node.validate()
     }
 }
 

@@ -234,6 +234,7 @@ fn task_ip_table() {
             ports: vec![],
             discovery: None,
             labels: vec![],
+            ips: vec![],
         };
         let sources: Vec<IpSource> = case["sources"]
             .as_array()
