@@ -59,6 +59,20 @@ impl DnsHandler {
         }
     }
 
+    /// The metrics queries are counted in.
+    pub fn metrics(&self) -> &DnsMetrics {
+        &self.metrics
+    }
+
+    /// An identity of the zone being served (0 before the first load): it changes whenever a
+    /// new zone is swapped in, so caches of answers know to start over.
+    pub fn zone_id(&self) -> usize {
+        self.zone
+            .load()
+            .as_ref()
+            .map_or(0, |z| Arc::as_ptr(z) as usize)
+    }
+
     async fn respond<R: ResponseHandler>(
         &self,
         request: &Request,

@@ -95,6 +95,12 @@ impl DnsMetrics {
         self.latency.observe(elapsed.as_secs_f64());
     }
 
+    /// Counts one query answered from a cache, by its wire query type and rcode.
+    pub fn observe_raw(&self, qtype: u16, rcode: u8, elapsed: Duration) {
+        let rcode = ResponseCode::from(0, rcode);
+        self.observe(Some(RecordType::from(qtype)), rcode, elapsed);
+    }
+
     /// Counts one forwarding outcome.
     pub fn forwarded(&self, result: &'static str) {
         self.forwards.with_label_values(&[result]).inc();

@@ -229,3 +229,48 @@ fn follows_the_leader_named_by_a_standby_master() {
     assert_eq!(srv.answers.len(), 4, "tasks come from the leader's state");
     drop(leader);
 }
+
+/// Answers repeated over UDP (served from the per-thread answer cache) still change when the
+/// state does, and still come in varying orders.
+#[test]
+fn repeated_answers_follow_state_changes_and_keep_shuffling() {
+    let dir = TempDir::new("cache");
+    let good = std::fs::read(conformance("fake-loopback-leader.json")).unwrap();
+    let master = FakeMaster::start(&dir, &good);
+    let agent = Agent::start(&dir, fast_config(), master.addr);
+    let srv = "_liquor-store._tcp.marathon.mesos.";
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..400 {
+        let reply = query(agent.dns, srv, RecordType::SRV, Ask::UDP);
+        assert_eq!(reply.answers.len(), 4);
+        firsts.insert(show(&reply.answers[0]));
+    }
+    assert_eq!(
+        firsts.len(),
+        4,
+        "every record comes first sometimes: {firsts:?}"
+    );
+
+    let mut state: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    state["frameworks"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "marathon");
+    master.serve(state.to_string().as_bytes());
+    wait_until("the marathon tasks disappear from DNS", || {
+        query(
+            agent.dns,
+            "liquor-store.marathon.mesos.",
+            RecordType::A,
+            Ask::UDP,
+        )
+        .metadata
+        .response_code
+            == ResponseCode::NXDomain
+    });
+    assert!(
+        query(agent.dns, srv, RecordType::SRV, Ask::UDP)
+            .answers
+            .is_empty()
+    );
+}
