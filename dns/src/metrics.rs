@@ -25,6 +25,7 @@ pub struct DnsMetrics {
     queries: Vec<IntCounter>,
     latency: Histogram,
     forwards: IntCounterVec,
+    cache: [IntCounter; 2],
     records: IntGaugeVec,
 }
 
@@ -67,11 +68,24 @@ impl DnsMetrics {
             .collect();
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(forwards.clone()))?;
+        let cache_vec = IntCounterVec::new(
+            Opts::new(
+                "beacon_dns_answer_cache_total",
+                "UDP queries answered from the answer cache (hit) or not (miss)",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(cache_vec.clone()))?;
+        let cache = [
+            cache_vec.with_label_values(&["hit"]),
+            cache_vec.with_label_values(&["miss"]),
+        ];
         registry.register(Box::new(records.clone()))?;
         Ok(Self {
             queries,
             latency,
             forwards,
+            cache,
             records,
         })
     }
@@ -99,6 +113,11 @@ impl DnsMetrics {
     pub fn observe_raw(&self, qtype: u16, rcode: u8, elapsed: Duration) {
         let rcode = ResponseCode::from(0, rcode);
         self.observe(Some(RecordType::from(qtype)), rcode, elapsed);
+    }
+
+    /// Counts one answer-cache lookup of a cacheable query.
+    pub fn cache_lookup(&self, hit: bool) {
+        self.cache[usize::from(!hit)].inc();
     }
 
     /// Counts one forwarding outcome.

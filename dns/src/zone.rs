@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV};
@@ -58,22 +58,33 @@ pub struct Answer<'z> {
     pub additionals: Vec<Cow<'z, Record>>,
 }
 
-/// The records of one owner name.
+/// The records of one owner name, compactly: records are made when answered (a hickory
+/// `Record` is 272 bytes before its names, and a zone holds a hundred thousand of them).
 #[derive(Debug, Default)]
 struct Node {
-    a: Vec<Record>,
-    aaaa: Vec<Record>,
-    /// SRV records with the stored owner; answers re-own them to the question's spelling.
-    srv: Vec<Record>,
-    ptr: Vec<Record>,
-    /// Distinct SRV targets, for the additional section.
-    targets: Vec<LowerName>,
+    a: Vec<Ipv4Addr>,
+    aaaa: Vec<Ipv6Addr>,
+    /// (port, index of the target in [`Zone::targets`]).
+    srv: Vec<(u16, u32)>,
+    /// Indices in [`Zone::targets`] of the names a reverse name points at.
+    ptr: Vec<u32>,
 }
 
 impl Node {
     /// Whether Mesos-DNS considers the name to exist: it has an A, AAAA or SRV value.
     fn has_data(&self) -> bool {
         !(self.a.is_empty() && self.aaaa.is_empty() && self.srv.is_empty())
+    }
+
+    /// Distinct SRV targets, in record order.
+    fn targets(&self) -> Vec<u32> {
+        let mut seen = Vec::new();
+        for &(_, t) in &self.srv {
+            if !seen.contains(&t) {
+                seen.push(t);
+            }
+        }
+        seen
     }
 }
 
@@ -83,6 +94,8 @@ pub struct Zone {
     config: ZoneConfig,
     origin: LowerName,
     nodes: HashMap<LowerName, Node>,
+    /// SRV and PTR targets, each stored once.
+    targets: Vec<LowerName>,
     soa: SOA,
     ns_target: Name,
     /// Names generated that cannot be served: not valid DNS names (a label over 63 octets) or
@@ -96,7 +109,6 @@ impl Zone {
         let origin = parse_name(&format!("{}.", config.domain))?;
         let mname = parse_name(&config.soa_mname)?;
         let rname = parse_name(&config.soa_rname)?;
-        let ttl = config.ttl;
         let soa = SOA::new(
             mname.clone(),
             rname,
@@ -104,53 +116,37 @@ impl Zone {
             clamp_i32(config.soa_refresh),
             clamp_i32(config.soa_retry),
             clamp_i32(config.soa_expire),
-            ttl,
+            config.ttl,
         );
         let mut zone = Self {
             origin: LowerName::new(&origin),
-            nodes: HashMap::new(),
+            nodes: HashMap::with_capacity(records.a.len() + records.srv.len()),
+            targets: Vec::new(),
             soa,
             ns_target: mname,
             skipped: 0,
             config,
         };
+        let mut interned: HashMap<&str, u32> = HashMap::new();
         for (name, ips) in &records.a {
-            zone.add(name, |n, node| {
-                node.a.extend(
-                    ips.iter()
-                        .map(|ip| Record::from_rdata(n.clone(), ttl, RData::A(A(*ip)))),
-                )
-            });
+            zone.add(name, |node| node.a.extend(ips.iter().copied()));
         }
         for (name, ips) in &records.aaaa {
-            zone.add(name, |n, node| {
-                node.aaaa.extend(
-                    ips.iter()
-                        .map(|ip| Record::from_rdata(n.clone(), ttl, RData::AAAA(AAAA(*ip)))),
-                )
-            });
+            zone.add(name, |node| node.aaaa.extend(ips.iter().copied()));
         }
-        let weight = zone.config.srv_weight;
         for (name, srvs) in &records.srv {
-            zone.add(name, |n, node| {
-                for srv in srvs {
-                    // A target that is not a valid name cannot be answered; Mesos-DNS would send
-                    // it and fail to pack the message.
-                    let Ok(target) = Name::from_ascii(&srv.target) else {
-                        continue;
-                    };
-                    let rdata = SRV::new(0, weight, srv.port, target.clone());
-                    node.srv
-                        .push(Record::from_rdata(n.clone(), ttl, RData::SRV(rdata)));
-                    let target = LowerName::new(&target);
-                    if !node.targets.contains(&target) {
-                        node.targets.push(target);
-                    }
+            let mut values = Vec::with_capacity(srvs.len());
+            for srv in srvs {
+                // A target that is not a valid name cannot be answered; Mesos-DNS would send it
+                // and fail to pack the message.
+                if let Some(t) = zone.intern(&mut interned, &srv.target) {
+                    values.push((srv.port, t));
                 }
-            });
+            }
+            zone.add(name, |node| node.srv.extend(values));
         }
         if zone.config.ptr_records {
-            zone.add_ptrs(records);
+            zone.add_ptrs(records, &mut interned);
         }
         if zone.config.apex_nodata {
             zone.add_empty_non_terminals();
@@ -175,27 +171,33 @@ impl Zone {
     }
 
     /// Answers `qtype` for `qname`, spelled as the client sent it.
-    pub fn answer<'z>(&'z self, qname: &Name, qtype: RecordType, rng: &mut impl Rng) -> Answer<'z> {
+    pub fn answer(&self, qname: &Name, qtype: RecordType, rng: &mut impl Rng) -> Answer<'_> {
         let key = normalise(qname);
-        let node = self.nodes.get(&key);
+        let found = self.nodes.get_key_value(&key);
+        let node = found.map(|(_, n)| n);
         let mut out = Answer::default();
         let is_apex = key == self.origin;
-        match qtype {
-            RecordType::A => push_shuffled(&mut out.answers, node.map(|n| &n.a[..]), rng),
-            RecordType::AAAA => push_shuffled(&mut out.answers, node.map(|n| &n.aaaa[..]), rng),
-            RecordType::SRV => self.srv_answer(&mut out, node, qname, rng),
-            RecordType::PTR => push_shuffled(&mut out.answers, node.map(|n| &n.ptr[..]), rng),
-            RecordType::SOA if is_apex => {
+        match (qtype, found) {
+            (RecordType::A, Some((owner, n))) => {
+                self.push_addresses(&mut out.answers, owner, &n.a, &[], rng)
+            }
+            (RecordType::AAAA, Some((owner, n))) => {
+                self.push_addresses(&mut out.answers, owner, &[], &n.aaaa, rng)
+            }
+            (RecordType::SRV, _) => self.srv_answer(&mut out, node, qname, rng),
+            (RecordType::PTR, Some((owner, n))) => self.push_ptrs(&mut out.answers, owner, n, rng),
+            (RecordType::SOA, _) if is_apex => {
                 out.answers.push(Cow::Owned(self.soa_record(qname)));
                 out.authority.push(Cow::Owned(self.ns_record(qname)));
             }
-            RecordType::NS if is_apex => out.answers.push(Cow::Owned(self.ns_record(qname))),
-            RecordType::SOA => out.authority.push(Cow::Owned(self.soa_record(qname))),
-            RecordType::NS => out.authority.push(Cow::Owned(self.ns_record(qname))),
-            RecordType::ANY => {
+            (RecordType::NS, _) if is_apex => out.answers.push(Cow::Owned(self.ns_record(qname))),
+            (RecordType::SOA, _) => out.authority.push(Cow::Owned(self.soa_record(qname))),
+            (RecordType::NS, _) => out.authority.push(Cow::Owned(self.ns_record(qname))),
+            (RecordType::ANY, _) => {
                 self.srv_answer(&mut out, node, qname, rng);
-                push_shuffled(&mut out.answers, node.map(|n| &n.a[..]), rng);
-                push_shuffled(&mut out.answers, node.map(|n| &n.aaaa[..]), rng);
+                if let Some((owner, n)) = found {
+                    self.push_addresses(&mut out.answers, owner, &n.a, &n.aaaa, rng);
+                }
                 out.answers.shuffle(rng);
                 out.authority.push(Cow::Owned(self.ns_record(qname)));
                 out.authority.push(Cow::Owned(self.soa_record(qname)));
@@ -231,30 +233,90 @@ impl Zone {
         out.authority.push(Cow::Owned(self.soa_record(qname)));
     }
 
-    fn srv_answer<'z>(
-        &'z self,
-        out: &mut Answer<'z>,
-        node: Option<&'z Node>,
+    /// A and AAAA records owned by the stored (lower-case, cleaned) name, shuffled.
+    fn push_addresses(
+        &self,
+        out: &mut Vec<Cow<'_, Record>>,
+        owner: &LowerName,
+        v4: &[Ipv4Addr],
+        v6: &[Ipv6Addr],
+        rng: &mut impl Rng,
+    ) {
+        let start = out.len();
+        let ttl = self.config.ttl;
+        let owner: &Name = owner;
+        out.extend(
+            v4.iter()
+                .map(|ip| Cow::Owned(Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))))),
+        );
+        out.extend(v6.iter().map(|ip| {
+            Cow::Owned(Record::from_rdata(
+                owner.clone(),
+                ttl,
+                RData::AAAA(AAAA(*ip)),
+            ))
+        }));
+        out[start..].shuffle(rng);
+    }
+
+    fn push_ptrs(
+        &self,
+        out: &mut Vec<Cow<'_, Record>>,
+        owner: &LowerName,
+        node: &Node,
+        rng: &mut impl Rng,
+    ) {
+        let start = out.len();
+        let owner: &Name = owner;
+        out.extend(node.ptr.iter().map(|&t| {
+            let target: &Name = &self.targets[t as usize];
+            Cow::Owned(Record::from_rdata(
+                owner.clone(),
+                self.config.ttl,
+                RData::PTR(PTR(target.clone())),
+            ))
+        }));
+        out[start..].shuffle(rng);
+    }
+
+    /// SRV records owned by the question as spelled, shuffled, and one A and one AAAA per
+    /// distinct target, chosen at random (Mesos-DNS took the "first" value of a Go map, which is
+    /// random too).
+    fn srv_answer(
+        &self,
+        out: &mut Answer<'_>,
+        node: Option<&Node>,
         qname: &Name,
         rng: &mut impl Rng,
     ) {
         let Some(node) = node else { return };
+        let (ttl, weight) = (self.config.ttl, self.config.srv_weight);
         let start = out.answers.len();
-        out.answers.extend(node.srv.iter().map(|r| {
-            let mut r = r.clone();
-            r.name = qname.clone();
-            Cow::Owned(r)
+        out.answers.extend(node.srv.iter().map(|&(port, t)| {
+            let target: &Name = &self.targets[t as usize];
+            let rdata = SRV::new(0, weight, port, target.clone());
+            Cow::Owned(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)))
         }));
         out.answers[start..].shuffle(rng);
-        // One A and one AAAA per distinct target, chosen at random (Mesos-DNS took the "first"
-        // value of a Go map, which is random too).
-        for target in &node.targets {
-            if let Some(t) = self.nodes.get(target) {
-                for set in [&t.a, &t.aaaa] {
-                    if !set.is_empty() {
-                        out.additionals
-                            .push(Cow::Borrowed(&set[rng.random_range(0..set.len())]));
-                    }
+        for t in node.targets() {
+            let target = &self.targets[t as usize];
+            if let Some(tn) = self.nodes.get(target) {
+                let owner: &Name = target;
+                if !tn.a.is_empty() {
+                    let ip = tn.a[rng.random_range(0..tn.a.len())];
+                    out.additionals.push(Cow::Owned(Record::from_rdata(
+                        owner.clone(),
+                        ttl,
+                        RData::A(A(ip)),
+                    )));
+                }
+                if !tn.aaaa.is_empty() {
+                    let ip = tn.aaaa[rng.random_range(0..tn.aaaa.len())];
+                    out.additionals.push(Cow::Owned(Record::from_rdata(
+                        owner.clone(),
+                        ttl,
+                        RData::AAAA(AAAA(ip)),
+                    )));
                 }
             }
         }
@@ -272,26 +334,36 @@ impl Zone {
         )
     }
 
-    fn add(&mut self, name: &str, fill: impl FnOnce(&Name, &mut Node)) {
-        // Mesos-DNS lower-cases every query, so upper-case names (the raw DiscoveryInfo pass) are
-        // unreachable there; they stay unreachable here.
+    /// The node of `name`, created if needed; `None` (and counted) when the name cannot be
+    /// served. Mesos-DNS lower-cases every query, so upper-case names (the raw DiscoveryInfo
+    /// pass) are unreachable there; they stay unreachable here.
+    fn add(&mut self, name: &str, fill: impl FnOnce(&mut Node)) {
         let parsed = match name.bytes().any(|b| b.is_ascii_uppercase()) {
             true => None,
             false => Name::from_ascii(name).ok(),
         };
-        let Some(parsed) = parsed else {
-            self.skipped += 1;
-            return;
-        };
-        let node = self.nodes.entry(LowerName::new(&parsed)).or_default();
-        fill(&parsed, node);
+        match parsed {
+            Some(parsed) => fill(self.nodes.entry(LowerName::new(&parsed)).or_default()),
+            None => self.skipped += 1,
+        }
+    }
+
+    /// The index of `name` in the target table, adding it once.
+    fn intern<'r>(&mut self, interned: &mut HashMap<&'r str, u32>, name: &'r str) -> Option<u32> {
+        if let Some(&i) = interned.get(name) {
+            return Some(i);
+        }
+        let parsed = Name::from_ascii(name).ok()?;
+        let i = u32::try_from(self.targets.len()).ok()?;
+        self.targets.push(LowerName::new(&parsed));
+        interned.insert(name, i);
+        Some(i)
     }
 
     /// PTR records for every A and AAAA value under the domain, pointing back at the names that
-    /// hold it. Only names that are single addresses' owners are useful, but Mesos-DNS gives no
-    /// "primary" name, so every owner is listed (a resolver picks one).
-    fn add_ptrs(&mut self, records: &RecordSet) {
-        let ttl = self.config.ttl;
+    /// hold it. Mesos-DNS gives no "primary" name, so every owner is listed (a resolver picks
+    /// one).
+    fn add_ptrs<'r>(&mut self, records: &'r RecordSet, interned: &mut HashMap<&'r str, u32>) {
         let v4 = records
             .a
             .iter()
@@ -300,19 +372,19 @@ impl Zone {
             .aaaa
             .iter()
             .flat_map(|(n, ips)| ips.iter().map(move |ip| (n, IpAddr::V6(*ip))));
-        let pairs: Vec<(String, IpAddr)> = v4.chain(v6).map(|(n, ip)| (n.clone(), ip)).collect();
-        for (name, ip) in pairs {
-            let Ok(target) = Name::from_ascii(&name) else {
-                continue;
-            };
+        for (name, ip) in v4.chain(v6) {
             if name.bytes().any(|b| b.is_ascii_uppercase()) {
                 continue;
             }
-            let reverse = LowerName::new(&Name::from(ip));
-            let node = self.nodes.entry(reverse.clone()).or_default();
-            let record = Record::from_rdata(reverse.into(), ttl, RData::PTR(PTR(target)));
-            if !node.ptr.contains(&record) {
-                node.ptr.push(record);
+            let Some(t) = self.intern(interned, name) else {
+                continue;
+            };
+            let node = self
+                .nodes
+                .entry(LowerName::new(&Name::from(ip)))
+                .or_default();
+            if !node.ptr.contains(&t) {
+                node.ptr.push(t);
             }
         }
     }
@@ -369,17 +441,6 @@ fn normalise(qname: &Name) -> LowerName {
     Name::from_ascii(&text)
         .map(|n| LowerName::new(&n))
         .unwrap_or(lower)
-}
-
-fn push_shuffled<'z>(
-    out: &mut Vec<Cow<'z, Record>>,
-    records: Option<&'z [Record]>,
-    rng: &mut impl Rng,
-) {
-    let Some(records) = records else { return };
-    let start = out.len();
-    out.extend(records.iter().map(Cow::Borrowed));
-    out[start..].shuffle(rng);
 }
 
 fn clamp_i32(v: u32) -> i32 {

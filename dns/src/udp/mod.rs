@@ -156,6 +156,7 @@ impl LoopContext {
                     .observe_raw(facts.qtype, facts.rcode, start.elapsed());
             }
             cache::Lookup::Miss(key) => {
+                self.handler.metrics().cache_lookup(false);
                 let before = OUTBOX.with_borrow(Vec::len);
                 self.answer(packet, src);
                 OUTBOX.with_borrow(|out| {
