@@ -98,7 +98,12 @@ impl Agent {
                     addr: addr.to_string(),
                     source,
                 })?;
-                let state = ApiState::new(Arc::new(config.clone()), current.clone(), registry);
+                let state = ApiState::new(
+                    Arc::new(config.clone()),
+                    current.clone(),
+                    registry,
+                    publisher.clone(),
+                );
                 tasks.spawn(api::serve(listener, state, shutdown.clone()));
                 Some(local)
             }

@@ -66,6 +66,7 @@ impl Publisher {
             masters: m.masters.clone(),
             ns_name: m.soa_mname.clone(),
             ns_ips,
+            enumerate: false,
         };
         let zone = ZoneConfig {
             domain: m.domain.clone(),
@@ -81,6 +82,16 @@ impl Publisher {
             ptr_records: config.dns.ptr_records,
         };
         Self { generator, zone }
+    }
+
+    /// Which task made which record (`/v1/enumerate`): generated again on demand, since keeping
+    /// it with every generation would double the records' memory.
+    pub fn enumeration(&self, catalog: &Catalog) -> Vec<beacon_dns::records::EnumFramework> {
+        let config = GeneratorConfig {
+            enumerate: true,
+            ..self.generator.clone()
+        };
+        generate(catalog, &config).enumeration
     }
 
     /// Builds a generation from `catalog` and makes it current.

@@ -55,6 +55,9 @@ pub struct GeneratorConfig {
     pub ns_name: String,
     /// Addresses for `ns_name`, derived from the DNS listener.
     pub ns_ips: Vec<IpAddr>,
+    /// Whether to record which task inserted which record ([`RecordSet::enumeration`]): only
+    /// `/v1/enumerate` needs it, and it doubles the set's memory.
+    pub enumerate: bool,
 }
 
 /// An SRV value: target and port. Priority and weight come from the serving configuration.
@@ -84,7 +87,8 @@ pub struct RecordSet {
     pub aaaa: RecordMap<Ipv6Addr>,
     /// SRV records.
     pub srv: RecordMap<Srv>,
-    /// Per framework and task, the records each task inserted first (`/v1/enumerate`).
+    /// Per framework and task, the records each task inserted first (`/v1/enumerate`); the
+    /// records only when [`GeneratorConfig::enumerate`] is set.
     pub enumeration: Vec<EnumFramework>,
 }
 
@@ -310,6 +314,7 @@ impl Generator<'_> {
     }
 
     fn tasks(&mut self) {
+        let enumerate = self.config.enumerate;
         let mut enumeration = Vec::with_capacity(self.catalog.frameworks.len());
         for fw in &self.catalog.frameworks {
             let mut efw = EnumFramework {
@@ -348,11 +353,11 @@ impl Generator<'_> {
                         // ("LEGACY TODO: REMOVE"), then sanitised (§3.4). Both are kept so that
                         // clients of the dotted legacy names go on working.
                         ctx.name = d.name.clone();
-                        self.task_records(&ctx, &mut etask.records);
+                        self.task_records(&ctx, enumerate.then_some(&mut etask.records));
                         ctx.name = self.config.spec.label(&d.name);
-                        self.task_records(&ctx, &mut etask.records);
+                        self.task_records(&ctx, enumerate.then_some(&mut etask.records));
                     }
-                    None => self.task_records(&ctx, &mut etask.records),
+                    None => self.task_records(&ctx, enumerate.then_some(&mut etask.records)),
                 }
                 efw.tasks.push(etask);
             }
@@ -362,7 +367,7 @@ impl Generator<'_> {
     }
 
     /// One naming pass for a task (§3.3, §3.4).
-    fn task_records(&mut self, ctx: &TaskContext<'_>, log: &mut Vec<EnumRecord>) {
+    fn task_records(&mut self, ctx: &TaskContext<'_>, mut log: Option<&mut Vec<EnumRecord>>) {
         let fw = self.config.spec.domain_frag(&ctx.fw.name);
         let tail = &self.tail;
         let canonical = format!("{}-{}-{}.{fw}", ctx.name, ctx.hash, ctx.agent_tail);
@@ -374,7 +379,7 @@ impl Generator<'_> {
             (format!("{canonical}.slave{tail}"), &ctx.agent_ips),
         ] {
             for &ip in ips {
-                self.rs.insert_ip(&name, ip, Some(log));
+                self.rs.insert_ip(&name, ip, log.as_deref_mut());
             }
         }
 
@@ -398,7 +403,7 @@ impl Generator<'_> {
                         target: slave_target.clone(),
                         port,
                     };
-                    self.rs.insert_srv(&name, srv, Some(log));
+                    self.rs.insert_srv(&name, srv, log.as_deref_mut());
                 }
             }
         }
@@ -426,7 +431,8 @@ impl Generator<'_> {
                     target: target.clone(),
                     port: port.number,
                 };
-                self.rs.insert_srv(&format!("{name}{tail}"), srv, Some(log));
+                self.rs
+                    .insert_srv(&format!("{name}{tail}"), srv, log.as_deref_mut());
             }
         }
     }

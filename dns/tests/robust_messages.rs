@@ -89,6 +89,7 @@ fn fixture_records() -> RecordSet {
             masters: vec!["1.2.3.4:5050".into()],
             ns_name: "ns1.mesos.".into(),
             ns_ips: vec!["127.0.0.1".parse().unwrap()],
+            enumerate: false,
         },
     )
 }

@@ -187,36 +187,39 @@ struct EnumRecord {
 }
 
 async fn enumerate(State(state): State<ApiState>) -> Response {
-    let published = state.current.published.load();
-    let frameworks = published
-        .as_ref()
-        .map(|p| {
-            p.records
-                .enumeration
-                .iter()
-                .map(|f| EnumFramework {
-                    name: f.name.clone(),
-                    tasks: f
-                        .tasks
-                        .iter()
-                        .map(|t| EnumTask {
-                            name: t.name.clone(),
-                            id: t.id.clone(),
-                            records: t
-                                .records
-                                .iter()
-                                .map(|r| EnumRecord {
-                                    name: r.name.clone(),
-                                    host: r.host.clone(),
-                                    rtype: r.rtype,
-                                })
-                                .collect(),
+    let published = state.current.published.load_full();
+    let publisher = state.publisher.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        published
+            .map(|p| publisher.enumeration(&p.catalog))
+            .unwrap_or_default()
+    });
+    let Ok(enumeration) = job.await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "enumeration failed").into_response();
+    };
+    let frameworks = enumeration
+        .into_iter()
+        .map(|f| EnumFramework {
+            name: f.name,
+            tasks: f
+                .tasks
+                .into_iter()
+                .map(|t| EnumTask {
+                    name: t.name,
+                    id: t.id,
+                    records: t
+                        .records
+                        .into_iter()
+                        .map(|r| EnumRecord {
+                            name: r.name,
+                            host: r.host,
+                            rtype: r.rtype,
                         })
                         .collect(),
                 })
-                .collect()
+                .collect(),
         })
-        .unwrap_or_default();
+        .collect();
     go_json(&Enumeration { frameworks })
 }
 

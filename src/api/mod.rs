@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::published::Current;
+use crate::published::{Current, Publisher};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -22,15 +22,23 @@ pub struct ApiState {
     config: Arc<Config>,
     current: Current,
     registry: Registry,
+    publisher: Publisher,
 }
 
 impl ApiState {
-    /// State over `current`, describing `config`, exporting `registry`.
-    pub fn new(config: Arc<Config>, current: Current, registry: Registry) -> Self {
+    /// State over `current`, describing `config`, exporting `registry`; `publisher` answers
+    /// the questions that need records generated again.
+    pub fn new(
+        config: Arc<Config>,
+        current: Current,
+        registry: Registry,
+        publisher: Publisher,
+    ) -> Self {
         Self {
             config,
             current,
             registry,
+            publisher,
         }
     }
 }

@@ -47,6 +47,7 @@ fn config_from(v: &Value) -> GeneratorConfig {
         masters: strs(&v["masters"]),
         ns_name: v["SOAMname"].as_str().unwrap().to_string(),
         ns_ips: vec![v["listener"].as_str().unwrap().parse().unwrap()],
+        enumerate: true,
     }
 }
 
@@ -134,6 +135,7 @@ fn master_record_table() {
             ip_sources: vec![],
             masters: serde_json::from_value(case["masters"].clone()).unwrap(),
             ns_name: "ns1.foo.com.".into(),
+            enumerate: false,
             ns_ips: vec![],
         };
         let mut generator = Generator {

@@ -24,6 +24,7 @@ fn zone(apex_nodata: bool, ptr_records: bool) -> Zone {
             masters: vec!["1.2.3.4:5050".into()],
             ns_name: "ns1.mesos.".into(),
             ns_ips: vec!["127.0.0.1".parse().unwrap()],
+            enumerate: false,
         },
     );
     let config = ZoneConfig {
