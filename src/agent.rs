@@ -261,13 +261,26 @@ struct Refresh {
 }
 
 impl Refresh {
+    /// Polls every `period`; after a failure, retries sooner (1 s, doubling up to `period`), so
+    /// that a master that was down at start-up does not leave DNS unready for a whole period.
     async fn run(self, shutdown: CancellationToken) {
+        let mut retry = RETRY_FIRST;
         loop {
-            self.once().await;
+            let wait = match self.once().await {
+                true => {
+                    retry = RETRY_FIRST;
+                    self.period
+                }
+                false => {
+                    let wait = retry.min(self.period);
+                    retry = retry.saturating_mul(2);
+                    wait
+                }
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.period) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -280,16 +293,15 @@ impl Refresh {
     ) -> Result<Arc<crate::published::Published>, String> {
         let (publisher, current) = (self.publisher.clone(), self.current.clone());
         let job = tokio::task::spawn_blocking(move || {
-            let published = publisher
+            publisher
                 .publish(&current, catalog)
-                .map_err(|e| e.to_string());
-            release_freed_memory();
-            published
+                .map_err(|e| e.to_string())
         });
         job.await.map_err(|e| format!("publishing panicked: {e}"))?
     }
 
-    async fn once(&self) {
+    /// One poll; whether it succeeded.
+    async fn once(&self) -> bool {
         let start = Instant::now();
         let first = !self.current.is_ready();
         let result = match self.poller.fetch().await {
@@ -331,16 +343,12 @@ impl Refresh {
             Err(error) => {
                 self.metrics.failures.inc();
                 tracing::warn!(%error, "catalog refresh failed; still serving the last good catalog");
+                return false;
             }
         }
+        true
     }
 }
 
-/// Hands memory freed by the previous generation back to the OS. glibc keeps freed heap in its
-/// per-thread arenas otherwise, and a refresh every few seconds frees tens of megabytes.
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only walks glibc's own heap structures; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
+/// The first retry after a failed poll.
+const RETRY_FIRST: Duration = Duration::from_secs(1);

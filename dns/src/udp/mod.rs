@@ -151,9 +151,9 @@ impl LoopContext {
                 let mut reply = reply.to_vec();
                 reply[..2].copy_from_slice(&packet[..2]);
                 OUTBOX.with_borrow_mut(|out| out.push((reply, src)));
-                self.handler
-                    .metrics()
-                    .observe_raw(facts.qtype, facts.rcode, start.elapsed());
+                let metrics = self.handler.metrics();
+                metrics.observe_raw(facts.qtype, facts.rcode, start.elapsed());
+                metrics.cache_lookup(true);
             }
             cache::Lookup::Miss(key) => {
                 self.handler.metrics().cache_lookup(false);
