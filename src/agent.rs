@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::metrics::SourceMetrics;
-use crate::published::{Current, Publisher, ns_addresses};
+use crate::origins::{MESOS_MASTER, Origins};
+use crate::published::{Current, Published, Publisher, ns_addresses};
+use crate::registrations::Registrations;
 use crate::source::master::{ClientError, MasterPoller};
 
 /// Why the agent could not start.
@@ -77,6 +79,15 @@ impl Agent {
         let source_metrics = SourceMetrics::new(&registry)?;
         let current = Current::default();
         let publisher = Publisher::new(&config, ns_addresses(&m.listener));
+        let required = match m.masters.is_empty() {
+            true => Vec::new(),
+            false => vec![MESOS_MASTER.to_string()],
+        };
+        let origins = Arc::new(Origins::new(required, publisher.clone(), current.clone()));
+        let registrations = Arc::new(Registrations::new(
+            config.node.name.clone(),
+            origins.clone(),
+        ));
         let poller = MasterPoller::new(m)?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -103,6 +114,7 @@ impl Agent {
                     current.clone(),
                     registry,
                     publisher.clone(),
+                    registrations,
                 );
                 tasks.spawn(api::serve(listener, state, shutdown.clone()));
                 Some(local)
@@ -111,7 +123,7 @@ impl Agent {
         };
         let refresh = Refresh {
             poller,
-            publisher,
+            origins,
             current: current.clone(),
             metrics: source_metrics,
             dns_metrics,
@@ -253,7 +265,7 @@ fn listen_addr(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, A
 /// The refresh loop: poll, publish, sleep.
 struct Refresh {
     poller: MasterPoller,
-    publisher: Publisher,
+    origins: Arc<Origins>,
     current: Current,
     metrics: SourceMetrics,
     dns_metrics: DnsMetrics,
@@ -285,19 +297,17 @@ impl Refresh {
         }
     }
 
-    /// Builds and swaps in the records and zone of `catalog` off the async threads: with tens of
+    /// Makes `catalog` the master's fragment and publishes, off the async threads: with tens of
     /// thousands of tasks it takes a noticeable fraction of a second.
-    async fn publish(
-        &self,
-        catalog: beacon_catalog::Catalog,
-    ) -> Result<Arc<crate::published::Published>, String> {
-        let (publisher, current) = (self.publisher.clone(), self.current.clone());
-        let job = tokio::task::spawn_blocking(move || {
-            publisher
-                .publish(&current, catalog)
-                .map_err(|e| e.to_string())
-        });
-        job.await.map_err(|e| format!("publishing panicked: {e}"))?
+    async fn publish(&self, catalog: beacon_catalog::Catalog) -> Result<Arc<Published>, String> {
+        let origins = self.origins.clone();
+        let job = tokio::task::spawn_blocking(move || origins.set(MESOS_MASTER, catalog));
+        match job.await {
+            Ok(Ok(Some(published))) => Ok(published),
+            Ok(Ok(None)) => Err("the master's state is required and was just set".into()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(format!("publishing panicked: {e}")),
+        }
     }
 
     /// One poll; whether it succeeded.

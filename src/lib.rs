@@ -12,7 +12,9 @@ pub mod config;
 pub mod demo;
 pub mod fake_master;
 pub mod metrics;
+pub mod origins;
 pub mod published;
+pub mod registrations;
 pub mod source;
 pub mod tls;
 

@@ -3,6 +3,7 @@
 
 mod mesos_dns;
 mod ops;
+mod registrations;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::published::{Current, Publisher};
+use crate::registrations::Registrations;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -23,6 +25,7 @@ pub struct ApiState {
     current: Current,
     registry: Registry,
     publisher: Publisher,
+    registrations: Arc<Registrations>,
 }
 
 impl ApiState {
@@ -33,12 +36,14 @@ impl ApiState {
         current: Current,
         registry: Registry,
         publisher: Publisher,
+        registrations: Arc<Registrations>,
     ) -> Self {
         Self {
             config,
             current,
             registry,
             publisher,
+            registrations,
         }
     }
 }
@@ -48,6 +53,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(mesos_dns::routes(state.config.mesos_dns.enumeration_on))
         .merge(ops::routes())
+        .merge(registrations::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -4,5 +4,6 @@
 mod api;
 mod conformance;
 mod forward;
+mod registrations;
 mod robustness;
 mod support;

@@ -1,0 +1,60 @@
+//! The catalog as the union of its sources' fragments, one per origin: the Mesos master's state
+//! (`mesos-master`) and each node's registrations (`node/<name>`). Changing a fragment publishes
+//! the union, so every source goes one way: source → origins → published records and zone.
+//!
+//! The gossip layer will carry other nodes' fragments into the same map (issue 3); nothing else
+//! changes when it does.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use beacon_catalog::Catalog;
+
+use crate::published::{Current, Published, Publisher};
+
+/// The origin of the Mesos master's state.
+pub const MESOS_MASTER: &str = "mesos-master";
+
+/// The origin of a node's own registrations.
+pub fn node_origin(node: &str) -> String {
+    format!("node/{node}")
+}
+
+/// Every origin's fragment, and the publisher of their union.
+pub struct Origins {
+    fragments: Mutex<BTreeMap<String, Arc<Catalog>>>,
+    /// Origins that must have loaded once before anything is published: until the master's
+    /// state is in, DNS answers SERVFAIL rather than NXDOMAIN for Mesos names.
+    required: Vec<String>,
+    publisher: Publisher,
+    current: Current,
+}
+
+impl Origins {
+    /// Origins published through `publisher` into `current`.
+    pub fn new(required: Vec<String>, publisher: Publisher, current: Current) -> Self {
+        Self {
+            fragments: Mutex::new(BTreeMap::new()),
+            required,
+            publisher,
+            current,
+        }
+    }
+
+    /// Replaces `origin`'s fragment and publishes the union; `Ok(None)` while a required origin
+    /// is still missing. Blocking (generation takes a while with many tasks): call it from a
+    /// blocking thread.
+    pub fn set(&self, origin: &str, fragment: Catalog) -> Result<Option<Arc<Published>>, String> {
+        // The lock is held through publishing so that two sources cannot publish out of order.
+        let mut fragments = self.fragments.lock().unwrap_or_else(|e| e.into_inner());
+        fragments.insert(origin.to_string(), Arc::new(fragment));
+        if !self.required.iter().all(|r| fragments.contains_key(r)) {
+            return Ok(None);
+        }
+        let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+        self.publisher
+            .publish(&self.current, merged)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
