@@ -23,9 +23,22 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve a Mesos state document as a fake master on loopback (for tests and benchmarks).
     FakeMaster(FakeMasterArgs),
+    /// List the services a running agent answers for (from its `/v1/axfr`).
+    Services(QueryArgs),
     /// Make the cluster's certificates.
     #[command(subcommand)]
     Tls(TlsCommand),
+}
+
+/// Where to find a running agent's HTTP API.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The agent's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8123")]
+    pub api: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `beacon tls`.

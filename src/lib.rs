@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod fake_master;
 pub mod metrics;
+pub mod operator;
 pub mod origins;
 pub mod published;
 pub mod registrations;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Agent(args) => run_agent(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::FakeMaster(args) => run_fake_master(&args).await,
+        Command::Services(args) => operator::services(&args).await,
         Command::Tls(TlsCommand::Ca(args)) => {
             let cert = tls::create_ca(&args.dir, args.days)?;
             println!("created the cluster CA: {}", cert.display());

@@ -1,0 +1,65 @@
+//! Operator commands that ask a running agent over its HTTP API: `beacon services`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::BoxError;
+use crate::cli::QueryArgs;
+
+/// `beacon services`: every SRV name with its targets, and every A/AAAA name with its
+/// addresses, as the agent serves them.
+pub async fn services(args: &QueryArgs) -> Result<(), BoxError> {
+    let axfr = get_json(&args.api, "/v1/axfr").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&axfr)?);
+        return Ok(());
+    }
+    let records = &axfr["Records"];
+    let table = |key: &str| -> BTreeMap<String, Vec<String>> {
+        serde_json::from_value(records[key].clone()).unwrap_or_default()
+    };
+    let (srv, a, aaaa) = (table("SRVs"), table("As"), table("AAAAs"));
+    println!("{:<60} TARGETS", "SERVICE");
+    for (name, targets) in &srv {
+        println!("{name:<60} {}", targets.join(" "));
+    }
+    println!("\n{:<60} ADDRESSES", "NAME");
+    let mut names: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
+    for (name, ips) in a.iter().chain(&aaaa) {
+        names.entry(name).or_default().extend(ips);
+    }
+    for (name, ips) in names {
+        let ips: Vec<&str> = ips.iter().map(|s| s.as_str()).collect();
+        println!("{name:<60} {}", ips.join(" "));
+    }
+    Ok(())
+}
+
+async fn get_json(api: &str, path: &str) -> Result<serde_json::Value, BoxError> {
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .tls_backend_preconfigured(no_tls()?)
+        .build()?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the agent at {url}: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("GET {url}: {status}").into());
+    }
+    let body = resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
+    Ok(serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))?)
+}
+
+/// The agent's API is plain HTTP; reqwest still wants a TLS backend configured.
+fn no_tls() -> Result<rustls::ClientConfig, BoxError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
