@@ -190,3 +190,30 @@ fn metrics_health_and_readiness() {
     assert_eq!(http_get(agent.http, "/healthz").unwrap().status, 200);
     assert_eq!(http_get(agent.http, "/readyz").unwrap().status, 200);
 }
+
+#[test]
+fn scenario_b_axfr_and_enumerate_match() {
+    let dir = TempDir::new("api-b");
+    let master = FakeMaster::start(
+        &dir,
+        &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(conformance("config-B-testlike.json")).unwrap())
+            .unwrap();
+    let agent = Agent::start(&dir, config, master.addr);
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(conformance(&format!("http/scenario-B/{name}.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let axfr = http_get(agent.http, "/v1/axfr").unwrap().json();
+    let want = read("v1_axfr");
+    for key in ["TTL", "RefreshSeconds", "Mname", "Rname", "Domain"] {
+        assert_eq!(axfr[key], want[key], "{key}");
+    }
+    assert_eq!(canonical(&axfr["Records"]), canonical(&want["Records"]));
+    let enumerate = http_get(agent.http, "/v1/enumerate").unwrap().json();
+    assert_eq!(canonical(&enumerate), canonical(&read("v1_enumerate")));
+}
