@@ -33,6 +33,24 @@ impl FakeMaster {
     /// Serves `body` on `addr` (port 0 picks one) until dropped or stopped.
     pub async fn start(addr: SocketAddr, body: Vec<u8>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        Self::serve(listener, body, None)
+    }
+
+    /// Serves `body` over HTTPS with `tls` (which may require client certificates).
+    pub async fn start_tls(
+        addr: SocketAddr,
+        body: Vec<u8>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Self::serve(listener, body, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        body: Vec<u8>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             body: ArcSwap::from_pointee(body),
@@ -47,9 +65,19 @@ impl FakeMaster {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
+            let _ = match tls {
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                }
+                Some(acceptor) => {
+                    let listener = TlsListener { listener, acceptor };
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                }
+            };
         });
         Ok(Self {
             addr,
@@ -97,6 +125,33 @@ impl FakeMaster {
 impl Drop for FakeMaster {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// TLS over a TCP listener, for axum: handshakes that fail are dropped (that is what a client
+/// without an accepted certificate sees).
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.listener.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
     }
 }
 

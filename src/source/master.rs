@@ -323,6 +323,79 @@ mod tests {
         assert_eq!(catalog.frameworks.len(), 4);
     }
 
+    /// A master on HTTPS that requires a client certificate, like a DC/OS strict-mode master.
+    #[tokio::test]
+    async fn https_with_a_ca_and_a_client_certificate() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = std::env::temp_dir().join(format!("beacon-https-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::default();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert, key)
+        };
+        let (server_cert, server_key) = leaf("127.0.0.1");
+        let (client_cert, client_key) = leaf("beacon");
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let ca_file = write("ca.pem", ca_cert.pem());
+        let cert_file = write("client.pem", client_cert.pem());
+        let key_file = write("client-key.pem", client_key.serialize_pem());
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let key = PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![server_cert.der().clone()], key)
+            .unwrap();
+        let master = FakeMaster::start_tls(([127, 0, 0, 1], 0).into(), state(), Arc::new(tls))
+            .await
+            .unwrap();
+
+        let mut config = config(master.addr());
+        config.mesos_https_on = true;
+        config.ca_cert_file = ca_file;
+        let err = MasterPoller::new(&config)
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&master.addr().to_string()),
+            "without a client certificate: {err}"
+        );
+        config.cert_file = cert_file;
+        config.key_file = key_file;
+        let catalog = MasterPoller::new(&config).unwrap().fetch().await.unwrap();
+        assert_eq!(catalog.frameworks.len(), 4);
+        config.ca_cert_file = dir.join("missing.pem").to_string_lossy().into_owned();
+        let err = MasterPoller::new(&config).unwrap_err().to_string();
+        assert!(err.contains("missing.pem"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test]
     async fn failures_name_the_master_and_the_cause() {
         let master = FakeMaster::start(([127, 0, 0, 1], 0).into(), b"{oops".to_vec())
