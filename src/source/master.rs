@@ -328,7 +328,7 @@ mod tests {
     async fn https_with_a_ca_and_a_client_certificate() {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let dir = std::env::temp_dir().join(format!("beacon-https-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::default();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -346,7 +346,7 @@ mod tests {
         let (client_cert, client_key) = leaf("beacon");
         let write = |name: &str, pem: String| {
             let path = dir.join(name);
-            std::fs::write(&path, pem).unwrap();
+            fs::write(&path, pem).unwrap();
             path.to_string_lossy().into_owned()
         };
         let ca_file = write("ca.pem", ca_cert.pem());
@@ -393,7 +393,7 @@ mod tests {
         config.ca_cert_file = dir.join("missing.pem").to_string_lossy().into_owned();
         let err = MasterPoller::new(&config).unwrap_err().to_string();
         assert!(err.contains("missing.pem"), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
