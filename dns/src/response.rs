@@ -112,7 +112,8 @@ pub fn encode_udp<'a>(
     }
 }
 
-fn bare_header(metadata: Metadata) -> (ResponseInfo, Vec<u8>) {
+/// A reply of a header alone, with no records.
+pub(crate) fn bare_header(metadata: Metadata) -> (ResponseInfo, Vec<u8>) {
     let header = Header {
         metadata,
         counts: HeaderCounts::default(),

@@ -24,9 +24,8 @@ use std::task::{Context, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::BinEncodable;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
@@ -34,7 +33,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponse;
 
 use crate::handler::DnsHandler;
-use crate::response::{CLASSIC_UDP_LIMIT, encode_udp};
+use crate::response::{CLASSIC_UDP_LIMIT, bare_header, encode_udp};
 
 /// Largest query read; anything longer is cut and fails to parse (FORMERR), as no real query is.
 const RECV_BUFFER: usize = 4096;
@@ -218,13 +217,7 @@ impl UdpSink {
         }
         let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
         metadata.response_code = ResponseCode::FormErr;
-        let header = Header {
-            metadata,
-            counts: HeaderCounts::default(),
-        };
-        if let Ok(bytes) = header.to_bytes() {
-            self.send(bytes);
-        }
+        self.send(bare_header(metadata).1);
     }
 }
 
