@@ -1,4 +1,45 @@
-//! Beacon's gossip layer (foca SWIM over QUIC, mutual TLS): not built yet.
+//! Beacon's gossip layer, sans-IO: cluster membership and the replicated catalog store.
 //!
-//! This crate will carry membership and the replicated catalog between agents (issue 3). It is
-//! empty today; nothing depends on it.
+//! Every Beacon agent runs one [`Node`]. Together the nodes
+//!
+//! * keep a SWIM membership list ([foca] 2.0), with a local-health multiplier in the spirit of
+//!   Lifeguard to keep false "down" verdicts rare ([`core::health`]);
+//! * replicate a per-origin store: each origin (a node, or a shared source such as the Mesos
+//!   master) owns one opaque payload with a totally ordered version, and the highest version
+//!   wins ([`core::store`]);
+//! * spread changes as foca custom broadcasts, small payloads whole and large ones as version
+//!   notices that peers pull ([`core::broadcast`]);
+//! * repair whatever broadcasts missed with push-pull sync over a reliable stream, which also
+//!   exchanges membership so a partitioned node re-learns the cluster ([`core::sync`]);
+//! * withdraw the records of a node that has been down for a grace period, and bring them back
+//!   when it returns.
+//!
+//! What it does **not** do: no I/O of any kind (no sockets, no tokio, no threads, no clock: time
+//! comes in as an [`std::time::Instant`] and randomness from a caller-provided seed), and no
+//! cryptography. The QUIC transport that drives a [`Node`] carries SWIM packets in datagrams and
+//! syncs on bi-directional streams, and authenticates peers with mutual TLS; the cluster id in
+//! every message only keeps two correctly authenticated clusters from merging by mistake. Payloads
+//! are opaque: the agent decides what a node's records are and how they are encoded.
+//!
+//! With the `sim` feature, the `sim` module provides a deterministic discrete-event simulator of
+//! a whole cluster (virtual clock, latency, loss, partitions, kill and restart) for tests and
+//! benchmarks: `cargo run --release -p beacon-gossip --example sim_bench --features sim`.
+//!
+//! [foca]: https://docs.rs/foca
+
+#![warn(missing_docs)]
+
+pub mod core;
+pub mod error;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+mod wire;
+
+pub use crate::core::identity::NodeId;
+pub use crate::core::membership::{
+    Event, Liveness, MemberState, Membership, MembershipConfig, Transmit,
+};
+pub use crate::core::node::{Node, NodeConfig, NodeStats, SyncOpen, cluster_id};
+pub use crate::core::store::{Origin, Record, Store, StoreConfig, StoreEvent, Version};
+pub use crate::core::sync::SyncKind;
+pub use crate::error::Error;
