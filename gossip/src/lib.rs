@@ -31,6 +31,7 @@
 
 pub mod core;
 pub mod error;
+pub mod net;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 mod wire;

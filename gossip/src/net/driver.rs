@@ -1,0 +1,245 @@
+//! The driver: one task owns the [`Node`] (STYLE rule 2) and feeds it datagrams, sync streams
+//! and timer ticks from the transport; the agent talks to it through a [`Gossip`] handle and
+//! receives its [`Event`]s.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::node::SyncOpen;
+use crate::net::transport::{Incoming, Transport};
+use crate::{Event, MemberState, Node, NodeId, Origin, Record, Version};
+
+/// A handle on a running gossip node; cheap to clone. The node stops when every handle is gone.
+#[derive(Clone)]
+pub struct Gossip {
+    commands: mpsc::Sender<Command>,
+}
+
+enum Command {
+    Publish(Origin, Bytes, oneshot::Sender<Version>),
+    Delete(Origin, oneshot::Sender<Version>),
+    Members(oneshot::Sender<Vec<MemberState>>),
+    Records(oneshot::Sender<Vec<(Origin, Record)>>),
+    Join(NodeId),
+}
+
+/// Why a request to the node failed: it has stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the gossip node has stopped")]
+pub struct Stopped;
+
+impl Gossip {
+    /// Publishes `payload` as the records of `origin`.
+    pub async fn publish(&self, origin: Origin, payload: Bytes) -> Result<Version, Stopped> {
+        self.ask(|reply| Command::Publish(origin, payload, reply))
+            .await
+    }
+
+    /// Deletes the records of `origin` (a newer, empty version).
+    pub async fn delete(&self, origin: Origin) -> Result<Version, Stopped> {
+        self.ask(|reply| Command::Delete(origin, reply)).await
+    }
+
+    /// The members and their state, for `/v1/nodes`.
+    pub async fn members(&self) -> Result<Vec<MemberState>, Stopped> {
+        self.ask(Command::Members).await
+    }
+
+    /// Every visible origin's records.
+    pub async fn records(&self) -> Result<Vec<(Origin, Record)>, Stopped> {
+        self.ask(Command::Records).await
+    }
+
+    /// Joins the cluster through `seed`.
+    pub async fn join(&self, seed: NodeId) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Join(seed))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(command(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// Starts the task that drives `node` over `transport`; events go out on the returned receiver.
+pub fn spawn(
+    node: Node,
+    transport: Arc<Transport>,
+    incoming: mpsc::Receiver<Incoming>,
+) -> (Gossip, mpsc::Receiver<Event>) {
+    let (commands, command_rx) = mpsc::channel(256);
+    let (events, event_rx) = mpsc::channel(4096);
+    let (sync_done, sync_rx) = mpsc::channel(256);
+    let driver = Driver {
+        node,
+        transport,
+        events,
+        sync_done,
+    };
+    tokio::spawn(driver.run(incoming, command_rx, sync_rx));
+    (Gossip { commands }, event_rx)
+}
+
+/// The result of a sync this node started: the peer and its response (or failure).
+type SyncResult = (NodeId, Result<Bytes, String>);
+
+struct Driver {
+    node: Node,
+    transport: Arc<Transport>,
+    events: mpsc::Sender<Event>,
+    sync_done: mpsc::Sender<SyncResult>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut commands: mpsc::Receiver<Command>,
+        mut syncs: mpsc::Receiver<SyncResult>,
+    ) {
+        loop {
+            self.flush().await;
+            let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break,
+                },
+                Some(message) = incoming.recv() => self.incoming(message),
+                Some((peer, result)) = syncs.recv() => self.sync_finished(peer, result),
+                () = sleep => self.node.handle_timeout(Instant::now()),
+            }
+        }
+        self.node.leave(Instant::now());
+        self.flush().await;
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Publish(origin, payload, reply) => {
+                let _ = reply.send(self.node.publish(now, wall_millis(), origin, payload));
+            }
+            Command::Delete(origin, reply) => {
+                let _ = reply.send(self.node.delete(now, wall_millis(), origin));
+            }
+            Command::Members(reply) => {
+                let _ = reply.send(self.node.member_states());
+            }
+            Command::Records(reply) => {
+                let _ = reply.send(self.node.records());
+            }
+            Command::Join(seed) => self.node.join(now, seed),
+        }
+    }
+
+    fn incoming(&mut self, message: Incoming) {
+        let now = Instant::now();
+        match message {
+            Incoming::Datagram { from, bytes } => {
+                if let Err(error) = self.node.handle_datagram(now, &bytes) {
+                    tracing::debug!(%from, %error, "dropped a gossip datagram");
+                }
+            }
+            Incoming::Sync {
+                from,
+                request,
+                reply,
+            } => {
+                let answer = match self.node.handle_sync_request(now, &request) {
+                    Ok(response) => Ok(response),
+                    // The third message of a sync (the requester's push) comes on a stream of its
+                    // own; it needs no answer beyond an empty one.
+                    Err(crate::Error::UnexpectedSyncMessage { .. }) => self
+                        .node
+                        .handle_sync_push(now, &request)
+                        .map(|()| Vec::new()),
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(bytes) => {
+                        let _ = reply.send(Bytes::from(bytes));
+                    }
+                    Err(error) => tracing::debug!(%from, %error, "refused a sync request"),
+                }
+            }
+        }
+    }
+
+    fn sync_finished(&mut self, peer: NodeId, result: Result<Bytes, String>) {
+        match result {
+            Ok(response) => match self
+                .node
+                .handle_sync_response(Instant::now(), &peer, &response)
+            {
+                Ok(Some(push)) => self.start_sync(peer, Bytes::from(push), false),
+                Ok(None) => {}
+                Err(error) => tracing::debug!(peer = ?peer, %error, "bad sync response"),
+            },
+            Err(error) => {
+                tracing::debug!(peer = ?peer, %error, "sync failed");
+                self.node.handle_sync_failed(&peer);
+            }
+        }
+    }
+
+    /// Sends what the node wants sent and hands its events on. Sends run in tasks of their own
+    /// so a slow connection attempt never stalls the node.
+    async fn flush(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            let transport = self.transport.clone();
+            tokio::spawn(async move {
+                if let Err(error) = transport
+                    .send_datagram(t.to.addr(), t.to.name(), Bytes::from(t.bytes))
+                    .await
+                {
+                    tracing::debug!(%error, "gossip datagram not sent");
+                }
+            });
+        }
+        while let Some(SyncOpen { to, request, .. }) = self.node.poll_sync() {
+            self.start_sync(to, Bytes::from(request), true);
+        }
+        while let Some(event) = self.node.poll_event() {
+            if self.events.send(event).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Runs a sync exchange in its own task; the response comes back to the loop when `reply`.
+    fn start_sync(&self, peer: NodeId, request: Bytes, reply: bool) {
+        let (transport, done) = (self.transport.clone(), self.sync_done.clone());
+        tokio::spawn(async move {
+            let result = transport
+                .sync(peer.addr(), peer.name(), request)
+                .await
+                .map_err(|e| e.to_string());
+            if reply {
+                let _ = done.send((peer, result)).await;
+            }
+        });
+    }
+}
+
+fn wall_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

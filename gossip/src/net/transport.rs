@@ -1,0 +1,409 @@
+//! The gossip transport: one QUIC endpoint per node, mutual TLS against the cluster CA.
+//!
+//! SWIM packets travel as QUIC datagrams (unreliable, like the UDP SWIM was designed for);
+//! anti-entropy syncs are request/response exchanges on bidirectional streams, so they can carry
+//! catalogs far larger than a datagram. Every connection, in and out, presents a certificate
+//! signed by the cluster CA and verifies the peer's: a peer without one cannot connect, so it
+//! can neither read nor inject anything. The client side also checks that the server's
+//! certificate names the node it meant to reach.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::{mpsc, oneshot};
+
+/// ALPN of Beacon's gossip protocol, version 1.
+const ALPN: &[u8] = b"beacon-gossip/1";
+/// Largest sync request or response read from a stream.
+const MAX_SYNC_BYTES: usize = 64 << 20;
+
+/// The node's credentials: its certificate chain and key, and the cluster CA.
+pub struct Credentials {
+    /// This node's certificate chain (leaf first).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Its private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The cluster CA certificates peers must chain to.
+    pub roots: Vec<CertificateDer<'static>>,
+}
+
+/// Why the transport failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Occurs when the TLS configuration is rejected (bad certificate or key).
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// Occurs when the endpoint cannot bind.
+    #[error("cannot bind the gossip endpoint on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Occurs when a peer cannot be reached or refuses us (wrong CA, wrong name).
+    #[error("cannot connect to {peer} ({name}): {reason}")]
+    Connect {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The node name expected in its certificate.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Occurs when a sync exchange fails midway.
+    #[error("sync with {peer}: {reason}")]
+    Sync {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// What peers send us.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A SWIM packet.
+    Datagram {
+        /// The sender's address.
+        from: SocketAddr,
+        /// The packet.
+        bytes: Bytes,
+    },
+    /// A sync request; answer through `reply` (dropping it closes the stream).
+    Sync {
+        /// The sender's address.
+        from: SocketAddr,
+        /// The request.
+        request: Bytes,
+        /// Where the response goes.
+        reply: oneshot::Sender<Bytes>,
+    },
+}
+
+/// A node's QUIC endpoint, with one cached connection per peer.
+pub struct Transport {
+    endpoint: quinn::Endpoint,
+    /// Keyed by address and expected name: a connection verified for one name never serves another.
+    connections: Mutex<HashMap<(SocketAddr, String), quinn::Connection>>,
+    incoming: mpsc::Sender<Incoming>,
+}
+
+impl Transport {
+    /// Binds `addr` and starts accepting peers; what they send arrives on the receiver.
+    pub fn bind(
+        addr: SocketAddr,
+        creds: &Credentials,
+    ) -> Result<(Arc<Self>, mpsc::Receiver<Incoming>), TransportError> {
+        let (server, client) = tls_configs(creds)?;
+        let mut endpoint = quinn::Endpoint::server(server, addr)
+            .map_err(|source| TransportError::Bind { addr, source })?;
+        endpoint.set_default_client_config(client);
+        let (tx, rx) = mpsc::channel(4096);
+        let transport = Arc::new(Self {
+            endpoint,
+            connections: Mutex::new(HashMap::new()),
+            incoming: tx,
+        });
+        tokio::spawn(accept_loop(transport.clone()));
+        Ok((transport, rx))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Sends a SWIM packet to `peer`, whose certificate must name `name`. Datagrams may be
+    /// lost, as UDP would; a connection failure is returned so the caller can log it.
+    pub async fn send_datagram(
+        &self,
+        peer: SocketAddr,
+        name: &str,
+        bytes: Bytes,
+    ) -> Result<(), TransportError> {
+        let conn = self.connection(peer, name).await?;
+        conn.send_datagram(bytes).map_err(|e| {
+            self.forget(peer, name);
+            TransportError::Connect {
+                peer,
+                name: name.to_string(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Sends a sync request to `peer` and reads its response.
+    pub async fn sync(
+        &self,
+        peer: SocketAddr,
+        name: &str,
+        request: Bytes,
+    ) -> Result<Bytes, TransportError> {
+        let conn = self.connection(peer, name).await?;
+        let err = |reason: String| TransportError::Sync { peer, reason };
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(e.to_string()))?;
+        send.write_all(&request)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        send.finish().map_err(|e| err(e.to_string()))?;
+        let response = recv
+            .read_to_end(MAX_SYNC_BYTES)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Bytes::from(response))
+    }
+
+    /// Closes every connection and the endpoint.
+    pub async fn close(&self) {
+        self.endpoint.close(0u32.into(), b"shutting down");
+        self.endpoint.wait_idle().await;
+    }
+
+    async fn connection(
+        &self,
+        peer: SocketAddr,
+        name: &str,
+    ) -> Result<quinn::Connection, TransportError> {
+        let key = (peer, name.to_string());
+        if let Some(conn) = self.lock().get(&key).filter(|c| c.close_reason().is_none()) {
+            return Ok(conn.clone());
+        }
+        let err = |reason: String| TransportError::Connect {
+            peer,
+            name: name.to_string(),
+            reason,
+        };
+        let connecting = self
+            .endpoint
+            .connect(peer, name)
+            .map_err(|e| err(e.to_string()))?;
+        let conn = tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .map_err(|_| err("timed out".into()))?
+            .map_err(|e| err(e.to_string()))?;
+        self.lock().insert(key, conn.clone());
+        Ok(conn)
+    }
+
+    fn forget(&self, peer: SocketAddr, name: &str) {
+        self.lock().remove(&(peer, name.to_string()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SocketAddr, String), quinn::Connection>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn accept_loop(transport: Arc<Transport>) {
+    while let Some(incoming) = transport.endpoint.accept().await {
+        let tx = transport.incoming.clone();
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_connection(conn, tx).await,
+                // A peer without a certificate from our CA ends here.
+                Err(error) => tracing::debug!(%error, "refused a gossip connection"),
+            }
+        });
+    }
+}
+
+/// Forwards a peer's datagrams and sync requests until the connection closes.
+async fn serve_connection(conn: quinn::Connection, tx: mpsc::Sender<Incoming>) {
+    let from = conn.remote_address();
+    loop {
+        tokio::select! {
+            datagram = conn.read_datagram() => match datagram {
+                // A full queue drops the packet: SWIM tolerates loss, not an unbounded backlog.
+                Ok(bytes) => { let _ = tx.try_send(Incoming::Datagram { from, bytes }); }
+                Err(_) => return,
+            },
+            stream = conn.accept_bi() => match stream {
+                Ok((send, recv)) => { tokio::spawn(serve_sync(from, send, recv, tx.clone())); }
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+async fn serve_sync(
+    from: SocketAddr,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    tx: mpsc::Sender<Incoming>,
+) {
+    let Ok(request) = recv.read_to_end(MAX_SYNC_BYTES).await else {
+        return;
+    };
+    let (reply, response) = oneshot::channel();
+    if tx
+        .send(Incoming::Sync {
+            from,
+            request: Bytes::from(request),
+            reply,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Ok(bytes) = response.await {
+        let _ = send.write_all(&bytes).await;
+        let _ = send.finish();
+        let _ = send.stopped().await;
+    }
+}
+
+fn tls_configs(
+    creds: &Credentials,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), TransportError> {
+    let tls = |e: &dyn std::fmt::Display| TransportError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for root in &creds.roots {
+        roots.add(root.clone()).map_err(|e| tls(&e))?;
+    }
+    let roots = Arc::new(roots);
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| tls(&e))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(creds.chain.clone(), creds.key.clone_key())
+        .map_err(|e| tls(&e))?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls(&e))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())
+        .map_err(|e| tls(&e))?;
+    client.alpn_protocols = vec![ALPN.to_vec()];
+    let server = QuicServerConfig::try_from(server).map_err(|e| tls(&e))?;
+    let client = QuicClientConfig::try_from(client).map_err(|e| tls(&e))?;
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    transport.max_idle_timeout(Some(
+        Duration::from_secs(30).try_into().map_err(|e| tls(&e))?,
+    ));
+    let transport = Arc::new(transport);
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server));
+    server.transport_config(transport.clone());
+    let mut client = quinn::ClientConfig::new(Arc::new(client));
+    client.transport_config(transport);
+    Ok((server, client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    struct Ca {
+        cert: CertificateDer<'static>,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn ca() -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn creds(ca: &Ca, name: &str) -> Credentials {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.into()])
+            .unwrap()
+            .signed_by(&key, &ca.issuer)
+            .unwrap();
+        Credentials {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            roots: vec![ca.cert.clone()],
+        }
+    }
+
+    fn loopback() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn datagrams_and_syncs_between_members_of_one_ca() {
+        let ca = ca();
+        let (a, _a_rx) = Transport::bind(loopback(), &creds(&ca, "a")).unwrap();
+        let (b, mut b_rx) = Transport::bind(loopback(), &creds(&ca, "b")).unwrap();
+        let b_addr = b.local_addr().unwrap();
+        a.send_datagram(b_addr, "b", Bytes::from_static(b"ping"))
+            .await
+            .unwrap();
+        let Some(Incoming::Datagram { bytes, .. }) = b_rx.recv().await else {
+            panic!()
+        };
+        assert_eq!(&bytes[..], b"ping");
+        let big = Bytes::from(vec![7u8; 3 << 20]);
+        let sync = tokio::spawn({
+            let a = a.clone();
+            let big = big.clone();
+            async move { a.sync(b_addr, "b", big).await }
+        });
+        let Some(Incoming::Sync { request, reply, .. }) = b_rx.recv().await else {
+            panic!()
+        };
+        assert_eq!(request.len(), 3 << 20);
+        reply.send(Bytes::from_static(b"pong")).unwrap();
+        assert_eq!(&sync.await.unwrap().unwrap()[..], b"pong");
+        // The certificate must name the node we meant.
+        assert!(
+            a.send_datagram(b_addr, "c", Bytes::from_static(b"x"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_from_another_ca_cannot_connect_either_way() {
+        let (ours, theirs) = (ca(), ca());
+        let (a, mut a_rx) = Transport::bind(loopback(), &creds(&ours, "a")).unwrap();
+        let (rogue, mut rogue_rx) = Transport::bind(loopback(), &creds(&theirs, "a")).unwrap();
+        let a_addr = a.local_addr().unwrap();
+        let rogue_addr = rogue.local_addr().unwrap();
+        assert!(
+            rogue
+                .send_datagram(a_addr, "a", Bytes::from_static(b"inject"))
+                .await
+                .is_err()
+        );
+        assert!(
+            a.send_datagram(rogue_addr, "a", Bytes::from_static(b"leak"))
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), a_rx.recv())
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rogue_rx.recv())
+                .await
+                .is_err()
+        );
+    }
+}
