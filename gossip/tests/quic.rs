@@ -77,7 +77,7 @@ async fn sees(m: &mut Member, origin: &Origin, within: Duration) -> bool {
 async fn a_record_reaches_every_member_and_a_rogue_gets_nothing() {
     let ours = ca();
     let mut a = member(&ours, "a", 1);
-    let mut b = member(&ours, "b", 2);
+    let b = member(&ours, "b", 2);
     let mut c = member(&ours, "c", 3);
     for m in [&b, &c] {
         m.gossip.join(a.id.clone()).await.unwrap();
