@@ -17,10 +17,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::cluster::Sink;
 use crate::config::Config;
 use crate::metrics::SourceMetrics;
 use crate::origins::{MESOS_MASTER, Origins};
-use crate::published::{Current, Published, Publisher, ns_addresses};
+use crate::published::{Current, Publisher, ns_addresses};
 use crate::registrations::Registrations;
 use crate::source::master::{ClientError, MasterPoller};
 
@@ -84,10 +85,18 @@ impl Agent {
             false => vec![MESOS_MASTER.to_string()],
         };
         let origins = Arc::new(Origins::new(required, publisher.clone(), current.clone()));
-        let registrations = Arc::new(Registrations::new(
-            config.node.name.clone(),
-            origins.clone(),
-        ));
+        let gossip = crate::cluster::start(&config, origins.clone())
+            .await
+            .map_err(|reason| AgentError::Config {
+                key: "cluster",
+                value: config.cluster.listen.clone(),
+                reason,
+            })?;
+        let sink = match &gossip {
+            Some((g, _)) => Sink::Cluster(g.clone(), tokio::runtime::Handle::current()),
+            None => Sink::Local(origins.clone()),
+        };
+        let registrations = Arc::new(Registrations::new(config.node.name.clone(), sink.clone()));
         let poller = MasterPoller::new(m)?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -115,6 +124,7 @@ impl Agent {
                     registry,
                     publisher.clone(),
                     registrations,
+                    gossip.as_ref().map(|(g, _)| g.clone()),
                 );
                 tasks.spawn(api::serve(listener, state, shutdown.clone()));
                 Some(local)
@@ -123,7 +133,7 @@ impl Agent {
         };
         let refresh = Refresh {
             poller,
-            origins,
+            sink,
             current: current.clone(),
             metrics: source_metrics,
             dns_metrics,
@@ -265,7 +275,7 @@ fn listen_addr(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, A
 /// The refresh loop: poll, publish, sleep.
 struct Refresh {
     poller: MasterPoller,
-    origins: Arc<Origins>,
+    sink: Sink,
     current: Current,
     metrics: SourceMetrics,
     dns_metrics: DnsMetrics,
@@ -297,14 +307,13 @@ impl Refresh {
         }
     }
 
-    /// Makes `catalog` the master's fragment and publishes, off the async threads: with tens of
-    /// thousands of tasks it takes a noticeable fraction of a second.
-    async fn publish(&self, catalog: beacon_catalog::Catalog) -> Result<Arc<Published>, String> {
-        let origins = self.origins.clone();
-        let job = tokio::task::spawn_blocking(move || origins.set(MESOS_MASTER, catalog));
-        match job.await {
-            Ok(Ok(Some(published))) => Ok(published),
-            Ok(Ok(None)) => Err("the master's state is required and was just set".into()),
+    /// Makes `catalog` the master's fragment and publishes it (locally, or to the cluster), off
+    /// the async threads: with tens of thousands of tasks it takes a noticeable fraction of a
+    /// second.
+    async fn publish(&self, catalog: beacon_catalog::Catalog) -> Result<usize, String> {
+        let (sink, tasks) = (self.sink.clone(), catalog.task_count());
+        match tokio::task::spawn_blocking(move || sink.set(MESOS_MASTER, catalog)).await {
+            Ok(Ok(())) => Ok(tasks),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(format!("publishing panicked: {e}")),
         }
@@ -319,35 +328,25 @@ impl Refresh {
             Err(e) => Err(e.to_string()),
         };
         match result {
-            Ok(published) => {
+            Ok(tasks) => {
                 let elapsed = start.elapsed();
                 self.metrics.refreshes.inc();
                 self.metrics.refresh_seconds.observe(elapsed.as_secs_f64());
-                self.metrics
-                    .tasks
-                    .set(published.catalog.task_count() as i64);
+                self.metrics.tasks.set(tasks as i64);
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 self.metrics.last_success.set(now as i64);
-                let r = &published.records;
-                let [a, aaaa, srv] = r.counts();
-                self.dns_metrics.set_records(a, aaaa, srv);
-                let (tasks, records) = (published.catalog.task_count(), r.len());
+                let records = self.current.published.load().as_ref().map_or(0, |p| {
+                    let [a, aaaa, srv] = p.records.counts();
+                    self.dns_metrics.set_records(a, aaaa, srv);
+                    a + aaaa + srv
+                });
+                let ms = elapsed.as_millis() as u64;
                 if first {
-                    tracing::info!(
-                        tasks,
-                        records,
-                        ms = elapsed.as_millis() as u64,
-                        "first catalog loaded; serving"
-                    );
+                    tracing::info!(tasks, records, ms, "first catalog loaded; serving");
                 } else {
-                    tracing::debug!(
-                        tasks,
-                        records,
-                        ms = elapsed.as_millis() as u64,
-                        "catalog refreshed"
-                    );
+                    tracing::debug!(tasks, records, ms, "catalog refreshed");
                 }
             }
             Err(error) => {

@@ -48,6 +48,24 @@ impl Origins {
         // The lock is held through publishing so that two sources cannot publish out of order.
         let mut fragments = self.fragments.lock().unwrap_or_else(|e| e.into_inner());
         fragments.insert(origin.to_string(), Arc::new(fragment));
+        self.publish(&fragments)
+    }
+
+    /// Replaces every fragment (what the cluster's store holds) and publishes the union.
+    /// Blocking.
+    pub fn replace_all(
+        &self,
+        all: BTreeMap<String, Catalog>,
+    ) -> Result<Option<Arc<Published>>, String> {
+        let mut fragments = self.fragments.lock().unwrap_or_else(|e| e.into_inner());
+        *fragments = all.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        self.publish(&fragments)
+    }
+
+    fn publish(
+        &self,
+        fragments: &BTreeMap<String, Arc<Catalog>>,
+    ) -> Result<Option<Arc<Published>>, String> {
         if !self.required.iter().all(|r| fragments.contains_key(r)) {
             return Ok(None);
         }

@@ -2,11 +2,12 @@
 //! published as the node's origin.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use beacon_catalog::registration::{self, Registration};
 
-use crate::origins::{Origins, node_origin};
+use crate::cluster::Sink;
+use crate::origins::node_origin;
 
 /// Whether a `put` created or replaced a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,16 +22,16 @@ pub enum Put {
 pub struct Registrations {
     node: String,
     entries: Mutex<BTreeMap<String, Registration>>,
-    origins: Arc<Origins>,
+    sink: Sink,
 }
 
 impl Registrations {
-    /// The registrations of `node`, published through `origins`.
-    pub fn new(node: String, origins: Arc<Origins>) -> Self {
+    /// The registrations of `node`, published through `sink`.
+    pub fn new(node: String, sink: Sink) -> Self {
         Self {
             node,
             entries: Mutex::new(BTreeMap::new()),
-            origins,
+            sink,
         }
     }
 
@@ -65,7 +66,7 @@ impl Registrations {
         let out = edit(&mut entries);
         let fragment = registration::fragment(&self.node, &entries);
         // Still under the lock, so that fragments reach the origins in the order of the edits.
-        self.origins.set(&node_origin(&self.node), fragment)?;
+        self.sink.set(&node_origin(&self.node), fragment)?;
         Ok(out)
     }
 

@@ -2,6 +2,7 @@
 //! endpoints (`/metrics`, `/healthz`, `/readyz`).
 
 mod mesos_dns;
+mod nodes;
 mod ops;
 mod registrations;
 
@@ -26,6 +27,7 @@ pub struct ApiState {
     registry: Registry,
     publisher: Publisher,
     registrations: Arc<Registrations>,
+    gossip: Option<beacon_gossip::net::Gossip>,
 }
 
 impl ApiState {
@@ -37,6 +39,7 @@ impl ApiState {
         registry: Registry,
         publisher: Publisher,
         registrations: Arc<Registrations>,
+        gossip: Option<beacon_gossip::net::Gossip>,
     ) -> Self {
         Self {
             config,
@@ -44,6 +47,7 @@ impl ApiState {
             registry,
             publisher,
             registrations,
+            gossip,
         }
     }
 }
@@ -54,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(mesos_dns::routes(state.config.mesos_dns.enumeration_on))
         .merge(ops::routes())
         .merge(registrations::routes())
+        .merge(nodes::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -16,7 +16,7 @@ pub mod mesos_dns;
 pub mod native;
 
 pub use mesos_dns::{MesosCredentials, MesosDnsConfig};
-pub use native::{DnsSettings, LogSettings, NativeConfig, NodeSettings};
+pub use native::{ClusterSettings, DnsSettings, LogSettings, NativeConfig, NodeSettings};
 
 /// The agent's whole configuration: the Mesos-DNS settings plus Beacon's own.
 ///
@@ -106,6 +106,16 @@ fn clean_path(path: &Path) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// Occurs when a `[cluster]` setting does not parse.
+    #[error("invalid cluster {key} {value:?}: {reason}")]
+    InvalidCluster {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        reason: &'static str,
+    },
     /// Occurs when `[node] name` is not a lower-case DNS label.
     #[error(
         "invalid node name {value:?}: use 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'"

@@ -64,6 +64,13 @@
 //! [node]
 //! # name = "<host name>"          # this node's name: owner of its registrations, its TLS name
 //!
+//! [cluster]
+//! listen = ""                     # gossip QUIC endpoint, such as "0.0.0.0:7946"; empty: one node alone
+//! seeds = []                      # peers to join through, "name@host:port"
+//! tls_dir = "beacon-tls"          # ca.pem, <node name>.pem, <node name>-key.pem (`beacon tls`)
+//! name = "beacon"                 # cluster name: clusters of other names never merge
+//! withdraw_after_secs = 30        # a node down this long has its records withdrawn everywhere
+//!
 //! [log]
 //! filter = "info"                 # tracing EnvFilter directive
 //! ```
@@ -84,8 +91,78 @@ pub struct NativeConfig {
     pub dns: DnsSettings,
     /// `[node]`: this node.
     pub node: NodeSettings,
+    /// `[cluster]`: gossip with other nodes.
+    pub cluster: ClusterSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
+}
+
+/// `[cluster]`: gossip with other agents. Off while `listen` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The gossip QUIC endpoint, `host:port`; empty means no cluster.
+    pub listen: String,
+    /// Peers to join through, `name@host:port` (the name is what their certificate says).
+    pub seeds: Vec<String>,
+    /// Directory of `ca.pem`, `<node>.pem` and `<node>-key.pem`.
+    pub tls_dir: std::path::PathBuf,
+    /// Cluster name; messages of another cluster are refused.
+    pub name: String,
+    /// Seconds a node may stay down before its records are withdrawn everywhere.
+    pub withdraw_after_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            seeds: Vec::new(),
+            tls_dir: "beacon-tls".into(),
+            name: "beacon".into(),
+            withdraw_after_secs: 30,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// The gossip address, when clustering is on.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::InvalidCluster {
+                key: "listen",
+                value: self.listen.clone(),
+                reason: "expected host:port with an IP address",
+            })
+    }
+
+    /// The seeds as (name, address).
+    pub fn seed_addrs(&self) -> Result<Vec<(String, std::net::SocketAddr)>, ConfigError> {
+        self.seeds
+            .iter()
+            .map(|seed| {
+                let bad = || ConfigError::InvalidCluster {
+                    key: "seeds",
+                    value: seed.clone(),
+                    reason: "expected name@host:port",
+                };
+                let (name, addr) = seed.split_once('@').ok_or_else(bad)?;
+                Ok((name.to_string(), addr.parse().map_err(|_| bad())?))
+            })
+            .collect()
+    }
+
+    /// Checks the addresses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.seed_addrs()?;
+        Ok(())
+    }
 }
 
 /// `[node]`: this node's identity.
@@ -222,6 +299,7 @@ impl NativeConfig {
         };
         config.dns.validate()?;
         config.node.validate()?;
+        config.cluster.validate()?;
         Ok(config)
     }
 
@@ -229,7 +307,8 @@ impl NativeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.mesos_dns.validate()?;
         self.dns.validate()?;
-        self.node.validate()
+        self.node.validate()?;
+        self.cluster.validate()
     }
 }
 

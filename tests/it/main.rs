@@ -2,6 +2,7 @@
 //! binary, `beacon fake-master`), queried over real sockets.
 
 mod api;
+mod cluster;
 mod conformance;
 mod forward;
 mod registrations;

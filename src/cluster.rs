@@ -1,0 +1,154 @@
+//! The agent in a cluster: its sources' fragments go out through gossip, and every node's
+//! fragments come back from the replicated store into the [`Origins`]. With a cluster, the
+//! store is the one path: a source → gossip → origins → records and zone, on every node alike.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use beacon_catalog::Catalog;
+use beacon_gossip::net::{Credentials, Gossip, Transport, spawn};
+use beacon_gossip::{Event, MemberState, Node, NodeConfig, NodeId, Origin, cluster_id};
+use bytes::Bytes;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::origins::{MESOS_MASTER, Origins};
+
+/// Where sources put their fragments: straight into the origins, or out through gossip.
+#[derive(Clone)]
+pub enum Sink {
+    /// One node alone.
+    Local(Arc<Origins>),
+    /// A cluster member.
+    Cluster(Gossip, tokio::runtime::Handle),
+}
+
+impl Sink {
+    /// Publishes `fragment` as `origin`'s. Blocking: call it from a blocking thread.
+    pub fn set(&self, origin: &str, fragment: Catalog) -> Result<(), String> {
+        match self {
+            Self::Local(origins) => origins.set(origin, fragment).map(|_| ()),
+            Self::Cluster(gossip, runtime) => {
+                let payload = serde_json::to_vec(&fragment).map_err(|e| e.to_string())?;
+                let published =
+                    runtime.block_on(gossip.publish(to_gossip(origin), Bytes::from(payload)));
+                published.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Starts gossip for `config`'s `[cluster]`, or `None` when it is off.
+pub async fn start(
+    config: &Config,
+    origins: Arc<Origins>,
+) -> Result<Option<(Gossip, std::net::SocketAddr)>, String> {
+    let cluster = &config.cluster;
+    let Some(listen) = cluster.listen_addr().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let name = &config.node.name;
+    let creds = credentials(&cluster.tls_dir, name)?;
+    let (transport, incoming) = Transport::bind(listen, &creds).map_err(|e| e.to_string())?;
+    let addr = transport.local_addr().map_err(|e| e.to_string())?;
+    let mut node_config = NodeConfig {
+        cluster: cluster_id(&cluster.name),
+        ..NodeConfig::default()
+    };
+    node_config.withdraw_after = std::time::Duration::from_secs(cluster.withdraw_after_secs);
+    let id = NodeId::new(name, addr, wall_millis());
+    let node = Node::new(node_config, id, rand::random(), Instant::now());
+    let (gossip, events) = spawn(node, transport, incoming);
+    for (seed_name, seed_addr) in cluster.seed_addrs().map_err(|e| e.to_string())? {
+        gossip
+            .join(NodeId::new(&seed_name, seed_addr, 0))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tokio::spawn(replicate(gossip.clone(), events, origins));
+    tracing::info!(%addr, node = %name, cluster = %cluster.name, "gossip started");
+    Ok(Some((gossip, addr)))
+}
+
+/// The members, for `/v1/nodes`.
+pub async fn members(gossip: &Gossip) -> Vec<MemberState> {
+    gossip.members().await.unwrap_or_default()
+}
+
+/// Rebuilds the origins from the store whenever an origin changes or is withdrawn.
+async fn replicate(gossip: Gossip, mut events: mpsc::Receiver<Event>, origins: Arc<Origins>) {
+    while let Some(event) = events.recv().await {
+        match &event {
+            Event::OriginChanged(_) | Event::OriginWithdrawn(_) => {}
+            Event::MemberUp(id) => tracing::info!(member = %id.name(), "member up"),
+            Event::MemberDown(id) => tracing::warn!(member = %id.name(), "member down"),
+            _ => continue,
+        }
+        // Collapse a burst of events into one rebuild.
+        while let Ok(_more) = events.try_recv() {}
+        let Ok(records) = gossip.records().await else {
+            return;
+        };
+        let mut all = BTreeMap::new();
+        for (origin, record) in records {
+            if record.payload.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Catalog>(&record.payload) {
+                Ok(fragment) => {
+                    all.insert(from_gossip(&origin), fragment);
+                }
+                Err(error) => tracing::warn!(?origin, %error, "ignored an undecodable fragment"),
+            }
+        }
+        let origins = origins.clone();
+        match tokio::task::spawn_blocking(move || origins.replace_all(all)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not publish the cluster's catalog"),
+            Err(error) => tracing::warn!(%error, "publishing the cluster's catalog panicked"),
+        }
+    }
+}
+
+fn to_gossip(origin: &str) -> Origin {
+    match origin.strip_prefix("node/") {
+        Some(node) => Origin::Node(node.to_string()),
+        None => Origin::Shared(origin.to_string()),
+    }
+}
+
+fn from_gossip(origin: &Origin) -> String {
+    match origin {
+        Origin::Node(node) => crate::origins::node_origin(node),
+        Origin::Shared(name) => name.clone(),
+    }
+}
+
+fn credentials(dir: &std::path::Path, name: &str) -> Result<Credentials, String> {
+    let read_certs = |file: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        let path = dir.join(file);
+        CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let key_path = dir.join(format!("{name}-key.pem"));
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| format!("{}: {e}", key_path.display()))?;
+    Ok(Credentials {
+        chain: read_certs(&format!("{name}.pem"))?,
+        key,
+        roots: read_certs("ca.pem")?,
+    })
+}
+
+fn wall_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The master's origin name, shared by every poller.
+pub const MASTER_ORIGIN: &str = MESOS_MASTER;

@@ -1,0 +1,146 @@
+//! A cluster of real agents on loopback, gossiping over QUIC with mutual TLS: a registration made
+//! on one node is answered by DNS on every node, and a delete removes it everywhere.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::json;
+
+use crate::support::*;
+
+struct Node {
+    dns: SocketAddr,
+    http: SocketAddr,
+    _proc: Proc,
+}
+
+fn beacon(args: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "beacon {args:?}");
+}
+
+fn start_node(
+    dir: &TempDir,
+    name: &str,
+    master: SocketAddr,
+    gossip_port: u16,
+    seed: Option<(&str, u16)>,
+) -> Node {
+    let (dns, http) = (free_port(), free_port());
+    let seeds = seed
+        .map(|(n, p)| format!("\"{n}@127.0.0.1:{p}\""))
+        .unwrap_or_default();
+    let toml = format!(
+        "[mesos_dns]\nmasters = [\"{master}\"]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
+         refresh_seconds = 60\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
+         [node]\nname = \"{name}\"\n\
+         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n",
+        dir.path("tls").display()
+    );
+    let path = dir.path(&format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.args(["agent", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if std::env::var_os("BEACON_TEST_LOG").is_none() {
+        cmd.stderr(Stdio::null());
+    }
+    let node = Node {
+        dns: ([127, 0, 0, 1], dns).into(),
+        http: ([127, 0, 0, 1], http).into(),
+        _proc: Proc(cmd.spawn().unwrap()),
+    };
+    wait_until("agent ready", || {
+        http_get(node.http, "/readyz")
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    });
+    node
+}
+
+#[test]
+fn registrations_reach_every_node_and_leave_with_delete() {
+    let dir = TempDir::new("cluster");
+    let tls = dir.path("tls");
+    let tls = tls.to_str().unwrap();
+    beacon(&["tls", "ca", "--dir", tls]);
+    let names = ["n1", "n2", "n3"];
+    for n in names {
+        beacon(&["tls", "node", "--name", n, "--dir", tls]);
+    }
+    let master = FakeMaster::start(
+        &dir,
+        &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
+    );
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let nodes: Vec<Node> = names
+        .iter()
+        .zip(&ports)
+        .enumerate()
+        .map(|(i, (n, p))| {
+            start_node(
+                &dir,
+                n,
+                master.addr,
+                *p,
+                (i > 0).then_some(("n1", ports[0])),
+            )
+        })
+        .collect();
+    wait_until("every node sees all three up", || {
+        nodes.iter().all(|n| {
+            http_get(n.http, "/v1/nodes")
+                .map(|r| {
+                    r.json()
+                        .as_array()
+                        .map_or(0, |m| m.iter().filter(|m| m["state"] == "up").count())
+                        >= 3
+                })
+                .unwrap_or(false)
+        })
+    });
+
+    let body = json!({"name": "web", "framework": "shop", "ips": ["10.9.0.7"], "ports": [{"number": 8080, "protocol": "tcp"}]});
+    let put = http_request(
+        nodes[1].http,
+        "PUT",
+        "/v1/registrations/web-1",
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(put.status, 201, "{}", put.text());
+    for node in &nodes {
+        wait_until("the registration answered on every node", || {
+            let r = query(node.dns, "web.shop.mesos.", RecordType::A, Ask::UDP);
+            r.answers
+                .iter()
+                .map(show)
+                .any(|a| a == "web.shop.mesos. 60 A 10.9.0.7")
+        });
+        // The Mesos names are there too, from the shared master origin.
+        assert_eq!(
+            query(node.dns, "leader.mesos.", RecordType::A, Ask::UDP)
+                .answers
+                .len(),
+            1
+        );
+    }
+    let deleted = http_request(nodes[1].http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
+    assert_eq!(deleted.status, 204);
+    for node in &nodes {
+        wait_until("the registration gone from every node", || {
+            query(node.dns, "web.shop.mesos.", RecordType::A, Ask::UDP)
+                .metadata
+                .response_code
+                == ResponseCode::NXDomain
+        });
+    }
+}
