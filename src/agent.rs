@@ -96,7 +96,21 @@ impl Agent {
             Some((g, _)) => Sink::Cluster(g.clone(), tokio::runtime::Handle::current()),
             None => Sink::Local(origins.clone()),
         };
-        let registrations = Arc::new(Registrations::new(config.node.name.clone(), sink.clone()));
+        let registrations = Arc::new(Registrations::new(
+            config.node.name.clone(),
+            sink.clone(),
+            &config.node.state_dir,
+        ));
+        let loading = registrations.clone();
+        match tokio::task::spawn_blocking(move || loading.load()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                registrations = n,
+                "registrations restored from the state directory"
+            ),
+            Ok(Err(error)) => tracing::warn!(%error, "could not restore saved registrations"),
+            Err(error) => tracing::warn!(%error, "restoring registrations panicked"),
+        }
         let poller = MasterPoller::new(m)?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();

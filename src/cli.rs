@@ -25,6 +25,8 @@ pub enum Command {
     FakeMaster(FakeMasterArgs),
     /// List the services a running agent answers for (from its `/v1/axfr`).
     Services(QueryArgs),
+    /// List the cluster's members as a running agent sees them (from its `/v1/nodes`).
+    Members(QueryArgs),
     /// Make the cluster's certificates.
     #[command(subcommand)]
     Tls(TlsCommand),

@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Demo(args) => demo::run(&args).await,
         Command::FakeMaster(args) => run_fake_master(&args).await,
         Command::Services(args) => operator::services(&args).await,
+        Command::Members(args) => operator::members(&args).await,
         Command::Tls(TlsCommand::Ca(args)) => {
             let cert = tls::create_ca(&args.dir, args.days)?;
             println!("created the cluster CA: {}", cert.display());

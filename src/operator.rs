@@ -1,4 +1,5 @@
-//! Operator commands that ask a running agent over its HTTP API: `beacon services`.
+//! Operator commands that ask a running agent over its HTTP API: `beacon services` and
+//! `beacon members`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,6 +32,33 @@ pub async fn services(args: &QueryArgs) -> Result<(), BoxError> {
     for (name, ips) in names {
         let ips: Vec<&str> = ips.iter().map(|s| s.as_str()).collect();
         println!("{name:<60} {}", ips.join(" "));
+    }
+    Ok(())
+}
+
+/// `beacon members`: the cluster's members, this node first.
+pub async fn members(args: &QueryArgs) -> Result<(), BoxError> {
+    let nodes = get_json(&args.api, "/v1/nodes").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<24} {:<8} {:>11} {:>10}",
+        "NAME", "ADDRESS", "STATE", "INCARNATION", "SEEN (s)"
+    );
+    for m in nodes.as_array().into_iter().flatten() {
+        let seen = m["last_seen_secs_ago"]
+            .as_f64()
+            .map_or("-".to_string(), |s| format!("{s:.1}"));
+        println!(
+            "{:<24} {:<24} {:<8} {:>11} {:>10}",
+            m["name"].as_str().unwrap_or(""),
+            m["address"].as_str().unwrap_or(""),
+            m["state"].as_str().unwrap_or(""),
+            m["incarnation"],
+            seen
+        );
     }
     Ok(())
 }

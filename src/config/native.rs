@@ -63,6 +63,7 @@
 //!
 //! [node]
 //! # name = "<host name>"          # this node's name: owner of its registrations, its TLS name
+//! state_dir = ""                  # where registrations are kept across restarts; empty: memory only
 //!
 //! [cluster]
 //! listen = ""                     # gossip QUIC endpoint, such as "0.0.0.0:7946"; empty: one node alone
@@ -172,6 +173,9 @@ pub struct NodeSettings {
     /// The node's name: it owns the node's registrations and is the name its TLS certificate
     /// carries. A lower-case DNS label; default: the host name, lower-cased, up to its first dot.
     pub name: String,
+    /// Directory where this node keeps its registrations across restarts; empty keeps them in
+    /// memory only.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Default for NodeSettings {
@@ -194,6 +198,7 @@ impl Default for NodeSettings {
             } else {
                 label.to_string()
             },
+            state_dir: std::path::PathBuf::new(),
         }
     }
 }

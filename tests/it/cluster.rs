@@ -39,12 +39,22 @@ fn start_node(
     let toml = format!(
         "[mesos_dns]\nmasters = [\"{master}\"]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
          refresh_seconds = 60\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
-         [node]\nname = \"{name}\"\n\
+         [node]\nname = \"{name}\"\nstate_dir = \"{}\"\n\
          [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n",
+        dir.path(&format!("state-{name}")).display(),
         dir.path("tls").display()
     );
     let path = dir.path(&format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
+    run_node(
+        &path,
+        ([127, 0, 0, 1], dns).into(),
+        ([127, 0, 0, 1], http).into(),
+    )
+}
+
+/// Starts (or restarts) the agent of a written configuration.
+fn run_node(path: &std::path::Path, dns: SocketAddr, http: SocketAddr) -> Node {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
     cmd.args(["agent", "--config"])
         .arg(&path)
@@ -54,8 +64,8 @@ fn start_node(
         cmd.stderr(Stdio::null());
     }
     let node = Node {
-        dns: ([127, 0, 0, 1], dns).into(),
-        http: ([127, 0, 0, 1], http).into(),
+        dns,
+        http,
         _proc: Proc(cmd.spawn().unwrap()),
     };
     wait_until("agent ready", || {
@@ -143,4 +153,38 @@ fn registrations_reach_every_node_and_leave_with_delete() {
                 == ResponseCode::NXDomain
         });
     }
+
+    // kill -9 of a node withdraws its services from the others after the grace period (5 s),
+    // and they come back when it restarts (from its state directory, with a newer version).
+    let mut nodes = nodes;
+    let body = json!({"name": "api", "framework": "shop", "ips": ["10.9.0.8"]});
+    let put = http_request(
+        nodes[2].http,
+        "PUT",
+        "/v1/registrations/api-1",
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(put.status, 201);
+    let answered = |node: &Node| {
+        query(node.dns, "api.shop.mesos.", RecordType::A, Ask::UDP)
+            .answers
+            .len()
+            == 1
+    };
+    wait_until("n3's service on n1", || answered(&nodes[0]));
+    let (dns, http) = (nodes[2].dns, nodes[2].http);
+    drop(nodes.pop()); // SIGKILL
+    let killed = std::time::Instant::now();
+    wait_until("n3's service withdrawn from n1 and n2", || {
+        !answered(&nodes[0]) && !answered(&nodes[1])
+    });
+    assert!(
+        killed.elapsed() >= std::time::Duration::from_secs(4),
+        "withdrawn before the grace period"
+    );
+    nodes.push(run_node(&dir.path("n3.toml"), dns, http));
+    wait_until("n3's service back on n1 and n2", || {
+        answered(&nodes[0]) && answered(&nodes[1])
+    });
 }
