@@ -57,7 +57,7 @@ fn start_node(
 fn run_node(path: &std::path::Path, dns: SocketAddr, http: SocketAddr) -> Node {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
     cmd.args(["agent", "--config"])
-        .arg(&path)
+        .arg(path)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     if std::env::var_os("BEACON_TEST_LOG").is_none() {
