@@ -61,6 +61,8 @@ pub struct Agent {
     pub dns_addr: Option<SocketAddr>,
     /// Where the HTTP API is served, when `HttpOn`.
     pub http_addr: Option<SocketAddr>,
+    /// Where gossip is served, in a cluster.
+    pub gossip_addr: Option<SocketAddr>,
     current: Current,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
@@ -138,7 +140,7 @@ impl Agent {
                     registry,
                     publisher.clone(),
                     registrations,
-                    gossip.as_ref().map(|(g, _)| g.clone()),
+                    gossip.clone(),
                 );
                 tasks.spawn(api::serve(listener, state, shutdown.clone()));
                 Some(local)
@@ -159,6 +161,7 @@ impl Agent {
         Ok(Self {
             dns_addr,
             http_addr,
+            gossip_addr: gossip.as_ref().map(|(_, addr)| *addr),
             current,
             shutdown,
             tasks,

@@ -2,7 +2,7 @@
 //!
 //! It starts a fake Mesos master serving a sample state, small HTTP backends for the sample
 //! service `demo-web` (each reply names the backend), and N agents on free loopback ports that
-//! poll the master. It then prints what to try, or one JSON line per node with `--json`.
+//! poll the master and form a gossip cluster (mutual TLS, certificates made for the run). It then prints what to try, or one JSON line per node with `--json`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -36,8 +36,24 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
     );
 
     let mut agents = Vec::new();
-    for _ in 0..args.nodes {
-        agents.push(Agent::start(demo_config(master.addr())).await?);
+    // The agents form a cluster: certificates from a throw-away CA, gossip on loopback, every
+    // node joining through the first.
+    let tls_dir = std::env::temp_dir().join(format!("beacon-demo-{}", std::process::id()));
+    crate::tls::create_ca(&tls_dir, 1)?;
+    let mut seed = None;
+    for i in 1..=args.nodes {
+        let name = format!("n{i}");
+        crate::tls::issue_node(&tls_dir, &name, 1)?;
+        let mut config = demo_config(master.addr());
+        config.node.name = name.clone();
+        config.cluster.listen = "127.0.0.1:0".into();
+        config.cluster.tls_dir = tls_dir.clone();
+        config.cluster.seeds = seed.iter().cloned().collect();
+        let agent = Agent::start(config).await?;
+        if let (None, Some(addr)) = (&seed, agent.gossip_addr) {
+            seed = Some(format!("{name}@{addr}"));
+        }
+        agents.push(agent);
     }
     wait_ready(&agents).await;
     print_summary(args, &agents, &backend_ports);
@@ -46,6 +62,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
     for agent in agents {
         agent.stop().await;
     }
+    let _ = std::fs::remove_dir_all(&tls_dir);
     master.stop();
     stop.cancel();
     Ok(())
@@ -108,6 +125,17 @@ fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16]) {
     println!("  {dig} _demo-web._tcp.marathon.mesos SRV");
     println!("  {dig} _http._search._tcp.marathon.mesos SRV");
     println!("  {dig} leader.mesos A");
+    println!(
+        "  curl -s -X PUT http://{http}/v1/registrations/hello -d '{{\"name\":\"hello\",\"framework\":\"demo\",\"ips\":[\"127.0.0.1\"]}}'"
+    );
+    if let Some(last) = agents.last().and_then(|a| a.dns_addr) {
+        println!(
+            "  dig @{} -p {} hello.demo.mesos A +short   # answered by every node",
+            last.ip(),
+            last.port()
+        );
+    }
+    println!("  cargo run --release -- members --api http://{http}");
     println!("  curl -s http://{http}/v1/services/_demo-web._tcp.marathon.mesos.");
     println!("  curl -s http://{http}/v1/axfr");
     println!("  curl -s http://{http}/metrics | grep beacon_");

@@ -27,7 +27,8 @@ pub struct ApiState {
     registry: Registry,
     publisher: Publisher,
     registrations: Arc<Registrations>,
-    gossip: Option<beacon_gossip::net::Gossip>,
+    /// The gossip handle and this node's gossip address, in a cluster.
+    gossip: Option<(beacon_gossip::net::Gossip, std::net::SocketAddr)>,
 }
 
 impl ApiState {
@@ -39,7 +40,7 @@ impl ApiState {
         registry: Registry,
         publisher: Publisher,
         registrations: Arc<Registrations>,
-        gossip: Option<beacon_gossip::net::Gossip>,
+        gossip: Option<(beacon_gossip::net::Gossip, std::net::SocketAddr)>,
     ) -> Self {
         Self {
             config,

@@ -29,12 +29,16 @@ struct Member {
 async fn nodes(State(state): State<ApiState>) -> Response {
     let me = Member {
         name: state.registrations.node().to_string(),
-        address: state.config.cluster.listen.clone(),
+        address: state
+            .gossip
+            .as_ref()
+            .map(|(_, addr)| addr.to_string())
+            .unwrap_or_default(),
         state: "up",
         incarnation: 0,
         last_seen_secs_ago: None,
     };
-    let Some(gossip) = &state.gossip else {
+    let Some((gossip, _)) = &state.gossip else {
         return axum::Json(vec![me]).into_response();
     };
     let now = Instant::now();
