@@ -1,6 +1,13 @@
 //! The agent's Prometheus registry and the catalog-source metrics.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use beacon_gossip::Liveness;
+use beacon_gossip::net::Gossip;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Metrics of the catalog refresh loop.
 #[derive(Clone, Debug)]
@@ -50,5 +57,89 @@ impl SourceMetrics {
         registry.register(Box::new(m.tasks.clone()))?;
         registry.register(Box::new(m.last_success.clone()))?;
         Ok(m)
+    }
+}
+
+/// Gossip metrics, read from the node when `/metrics` is scraped.
+#[derive(Debug)]
+pub struct ClusterMetrics {
+    members: IntGaugeVec,
+    datagrams: IntCounterVec,
+    bytes: IntCounterVec,
+    syncs: IntCounterVec,
+    /// Counter values at the last scrape: Prometheus counters only go up by increments.
+    last: Mutex<[u64; 6]>,
+}
+
+impl ClusterMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            members: IntGaugeVec::new(
+                Opts::new(
+                    "beacon_gossip_members",
+                    "Cluster members by state, this node included",
+                ),
+                &["state"],
+            )?,
+            datagrams: IntCounterVec::new(
+                Opts::new("beacon_gossip_datagrams_total", "SWIM datagrams"),
+                &["direction"],
+            )?,
+            bytes: IntCounterVec::new(
+                Opts::new(
+                    "beacon_gossip_bytes_total",
+                    "Gossip bytes, datagrams and sync streams",
+                ),
+                &["direction"],
+            )?,
+            syncs: IntCounterVec::new(
+                Opts::new(
+                    "beacon_gossip_syncs_total",
+                    "Sync exchanges this node started",
+                ),
+                &["result"],
+            )?,
+            last: Mutex::new([0; 6]),
+        };
+        registry.register(Box::new(m.members.clone()))?;
+        registry.register(Box::new(m.datagrams.clone()))?;
+        registry.register(Box::new(m.bytes.clone()))?;
+        registry.register(Box::new(m.syncs.clone()))?;
+        Ok(m)
+    }
+
+    /// Reads the node's members and counters into the metrics.
+    pub async fn update(&self, gossip: &Gossip) {
+        let members = gossip.members().await.unwrap_or_default();
+        let by = |l: Liveness| members.iter().filter(|m| m.state == l).count() as i64;
+        self.members
+            .with_label_values(&["up"])
+            .set(by(Liveness::Up) + 1);
+        self.members
+            .with_label_values(&["suspect"])
+            .set(by(Liveness::Suspect));
+        self.members
+            .with_label_values(&["down"])
+            .set(by(Liveness::Down));
+        let t = gossip.traffic();
+        let now = [
+            &t.datagrams_in,
+            &t.datagrams_out,
+            &t.bytes_in,
+            &t.bytes_out,
+            &t.syncs,
+            &t.sync_failures,
+        ]
+        .map(|c| c.load(Ordering::Relaxed));
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let delta = |i: usize| now[i].saturating_sub(last[i]);
+        self.datagrams.with_label_values(&["in"]).inc_by(delta(0));
+        self.datagrams.with_label_values(&["out"]).inc_by(delta(1));
+        self.bytes.with_label_values(&["in"]).inc_by(delta(2));
+        self.bytes.with_label_values(&["out"]).inc_by(delta(3));
+        self.syncs.with_label_values(&["started"]).inc_by(delta(4));
+        self.syncs.with_label_values(&["failed"]).inc_by(delta(5));
+        *last = now;
     }
 }

@@ -29,6 +29,7 @@ pub struct ApiState {
     registrations: Arc<Registrations>,
     /// The gossip handle and this node's gossip address, in a cluster.
     gossip: Option<(beacon_gossip::net::Gossip, std::net::SocketAddr)>,
+    cluster_metrics: Option<Arc<crate::metrics::ClusterMetrics>>,
 }
 
 impl ApiState {
@@ -42,6 +43,11 @@ impl ApiState {
         registrations: Arc<Registrations>,
         gossip: Option<(beacon_gossip::net::Gossip, std::net::SocketAddr)>,
     ) -> Self {
+        let cluster_metrics = gossip.as_ref().and_then(|_| {
+            crate::metrics::ClusterMetrics::new(&registry)
+                .ok()
+                .map(Arc::new)
+        });
         Self {
             config,
             current,
@@ -49,6 +55,7 @@ impl ApiState {
             publisher,
             registrations,
             gossip,
+            cluster_metrics,
         }
     }
 }

@@ -17,6 +17,9 @@ pub(super) fn routes() -> Router<ApiState> {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
+    if let (Some((gossip, _)), Some(cluster)) = (&state.gossip, &state.cluster_metrics) {
+        cluster.update(gossip).await;
+    }
     let mut buf = Vec::new();
     if let Err(error) = TextEncoder::new().encode(&state.registry.gather(), &mut buf) {
         tracing::error!(%error, "cannot encode metrics");

@@ -120,6 +120,13 @@ fn registrations_reach_every_node_and_leave_with_delete() {
         })
     });
 
+    let metrics = http_get(nodes[0].http, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("beacon_gossip_members{state=\"up\"} 5"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("beacon_gossip_datagrams_total{direction=\"in\"}"));
+
     let body = json!({"name": "web", "framework": "shop", "ips": ["10.9.0.7"], "ports": [{"number": 8080, "protocol": "tcp"}]});
     let put = http_request(
         nodes[1].http,

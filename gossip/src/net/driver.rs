@@ -3,6 +3,7 @@
 //! receives its [`Event`]s.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -16,6 +17,28 @@ use crate::{Event, MemberState, Node, NodeId, Origin, Record, Version};
 #[derive(Clone)]
 pub struct Gossip {
     commands: mpsc::Sender<Command>,
+    traffic: Arc<Traffic>,
+}
+
+/// What the node sent and received, counted since it started (for metrics).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// SWIM datagrams received.
+    pub datagrams_in: AtomicU64,
+    /// SWIM datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Bytes of datagrams and sync streams received.
+    pub bytes_in: AtomicU64,
+    /// Bytes of datagrams and sync streams sent.
+    pub bytes_out: AtomicU64,
+    /// Sync exchanges this node started.
+    pub syncs: AtomicU64,
+    /// Sync exchanges that failed.
+    pub sync_failures: AtomicU64,
+}
+
+fn count(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 enum Command {
@@ -53,6 +76,11 @@ impl Gossip {
         self.ask(Command::Records).await
     }
 
+    /// The traffic counters.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
     /// Joins the cluster through `seed`.
     pub async fn join(&self, seed: NodeId) -> Result<(), Stopped> {
         self.commands
@@ -80,14 +108,16 @@ pub fn spawn(
     let (commands, command_rx) = mpsc::channel(256);
     let (events, event_rx) = mpsc::channel(4096);
     let (sync_done, sync_rx) = mpsc::channel(256);
+    let traffic = Arc::new(Traffic::default());
     let driver = Driver {
         node,
         transport,
         events,
         sync_done,
+        traffic: traffic.clone(),
     };
     tokio::spawn(driver.run(incoming, command_rx, sync_rx));
-    (Gossip { commands }, event_rx)
+    (Gossip { commands, traffic }, event_rx)
 }
 
 /// The result of a sync this node started: the peer and its response (or failure).
@@ -98,6 +128,7 @@ struct Driver {
     transport: Arc<Transport>,
     events: mpsc::Sender<Event>,
     sync_done: mpsc::Sender<SyncResult>,
+    traffic: Arc<Traffic>,
 }
 
 impl Driver {
@@ -153,6 +184,8 @@ impl Driver {
         let now = Instant::now();
         match message {
             Incoming::Datagram { from, bytes } => {
+                count(&self.traffic.datagrams_in, 1);
+                count(&self.traffic.bytes_in, bytes.len());
                 if let Err(error) = self.node.handle_datagram(now, &bytes) {
                     tracing::debug!(%from, %error, "dropped a gossip datagram");
                 }
@@ -174,6 +207,7 @@ impl Driver {
                 };
                 match answer {
                     Ok(bytes) => {
+                        count(&self.traffic.bytes_out, bytes.len());
                         let _ = reply.send(Bytes::from(bytes));
                     }
                     Err(error) => tracing::debug!(%from, %error, "refused a sync request"),
@@ -184,18 +218,26 @@ impl Driver {
 
     fn sync_finished(&mut self, peer: NodeId, result: Result<Bytes, String>) {
         match result {
-            Ok(response) => match self
-                .node
-                .handle_sync_response(Instant::now(), &peer, &response)
-            {
-                Ok(Some(push)) => self.start_sync(peer, Bytes::from(push), false),
-                Ok(None) => {}
-                Err(error) => tracing::debug!(peer = ?peer, %error, "bad sync response"),
-            },
+            Ok(response) => {
+                count(&self.traffic.bytes_in, response.len());
+                self.handle_response(peer, &response);
+            }
             Err(error) => {
+                count(&self.traffic.sync_failures, 1);
                 tracing::debug!(peer = ?peer, %error, "sync failed");
                 self.node.handle_sync_failed(&peer);
             }
+        }
+    }
+
+    fn handle_response(&mut self, peer: NodeId, response: &[u8]) {
+        match self
+            .node
+            .handle_sync_response(Instant::now(), &peer, response)
+        {
+            Ok(Some(push)) => self.start_sync(peer, Bytes::from(push), false),
+            Ok(None) => {}
+            Err(error) => tracing::debug!(peer = ?peer, %error, "bad sync response"),
         }
     }
 
@@ -203,6 +245,8 @@ impl Driver {
     /// so a slow connection attempt never stalls the node.
     async fn flush(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
+            count(&self.traffic.datagrams_out, 1);
+            count(&self.traffic.bytes_out, t.bytes.len());
             let transport = self.transport.clone();
             tokio::spawn(async move {
                 if let Err(error) = transport
@@ -225,6 +269,8 @@ impl Driver {
 
     /// Runs a sync exchange in its own task; the response comes back to the loop when `reply`.
     fn start_sync(&self, peer: NodeId, request: Bytes, reply: bool) {
+        count(&self.traffic.syncs, usize::from(reply));
+        count(&self.traffic.bytes_out, request.len());
         let (transport, done) = (self.transport.clone(), self.sync_done.clone());
         tokio::spawn(async move {
             let result = transport
