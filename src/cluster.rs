@@ -8,14 +8,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use beacon_catalog::Catalog;
 use beacon_gossip::net::{Credentials, Gossip, Transport, spawn};
-use beacon_gossip::{Event, MemberState, Node, NodeConfig, NodeId, Origin, cluster_id};
+use beacon_gossip::{
+    Event, MemberState, Node, NodeConfig, NodeId, Origin, Record, Version, cluster_id,
+};
 use bytes::Bytes;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::origins::{MESOS_MASTER, Origins};
+use crate::origins::Origins;
 
 /// Where sources put their fragments: straight into the origins, or out through gossip.
 #[derive(Clone)]
@@ -78,39 +80,76 @@ pub async fn members(gossip: &Gossip) -> Vec<MemberState> {
     gossip.members().await.unwrap_or_default()
 }
 
-/// Rebuilds the origins from the store whenever an origin changes or is withdrawn.
+/// Rebuilds the origins from the store whenever an origin changes or is withdrawn. Fragments
+/// are decoded once per version: the master's state runs to megabytes, and a registration
+/// elsewhere must not make every node parse it again.
 async fn replicate(gossip: Gossip, mut events: mpsc::Receiver<Event>, origins: Arc<Origins>) {
+    let mut decoded: Decoded = BTreeMap::new();
     while let Some(event) = events.recv().await {
         match &event {
             Event::OriginChanged(_) | Event::OriginWithdrawn(_) => {}
-            Event::MemberUp(id) => tracing::info!(member = %id.name(), "member up"),
-            Event::MemberDown(id) => tracing::warn!(member = %id.name(), "member down"),
+            Event::MemberUp(id) => {
+                tracing::info!(member = %id.name(), "member up");
+                continue;
+            }
+            Event::MemberDown(id) => {
+                tracing::warn!(member = %id.name(), "member down");
+                continue;
+            }
             _ => continue,
         }
         // Collapse a burst of events into one rebuild.
-        while let Ok(_more) = events.try_recv() {}
+        while events.try_recv().is_ok() {}
         let Ok(records) = gossip.records().await else {
             return;
         };
-        let mut all = BTreeMap::new();
-        for (origin, record) in records {
-            if record.payload.is_empty() {
-                continue;
-            }
-            match serde_json::from_slice::<Catalog>(&record.payload) {
-                Ok(fragment) => {
-                    all.insert(from_gossip(&origin), fragment);
-                }
-                Err(error) => tracing::warn!(?origin, %error, "ignored an undecodable fragment"),
-            }
-        }
         let origins = origins.clone();
-        match tokio::task::spawn_blocking(move || origins.replace_all(all)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "could not publish the cluster's catalog"),
-            Err(error) => tracing::warn!(%error, "publishing the cluster's catalog panicked"),
+        let rebuild = tokio::task::spawn_blocking(move || {
+            let all = decode(&mut decoded, records);
+            (origins.replace_all(all), decoded)
+        });
+        match rebuild.await {
+            Ok((result, kept)) => {
+                decoded = kept;
+                if let Err(error) = result {
+                    tracing::warn!(%error, "could not publish the cluster's catalog");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "publishing the cluster's catalog panicked");
+                decoded = BTreeMap::new();
+            }
         }
     }
+}
+
+/// Decoded fragments by origin, with the version they were decoded from.
+type Decoded = BTreeMap<Origin, (Version, Arc<Catalog>)>;
+
+/// The fragments of `records`, decoding only origins whose version changed; `decoded` is left
+/// holding exactly the visible origins.
+fn decode(decoded: &mut Decoded, records: Vec<(Origin, Record)>) -> BTreeMap<String, Arc<Catalog>> {
+    let mut all = BTreeMap::new();
+    let mut kept = Decoded::new();
+    for (origin, record) in records {
+        if record.payload.is_empty() {
+            continue;
+        }
+        let fragment = match decoded.remove(&origin) {
+            Some((version, fragment)) if version == record.version => fragment,
+            _ => match serde_json::from_slice::<Catalog>(&record.payload) {
+                Ok(fragment) => Arc::new(fragment),
+                Err(error) => {
+                    tracing::warn!(?origin, %error, "ignored an undecodable fragment");
+                    continue;
+                }
+            },
+        };
+        all.insert(from_gossip(&origin), fragment.clone());
+        kept.insert(origin, (record.version, fragment));
+    }
+    *decoded = kept;
+    all
 }
 
 fn to_gossip(origin: &str) -> Origin {
@@ -149,6 +188,3 @@ fn wall_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
-
-/// The master's origin name, shared by every poller.
-pub const MASTER_ORIGIN: &str = MESOS_MASTER;

@@ -26,7 +26,6 @@ struct Shared {
     /// When set, the `Authorization` header every request must carry.
     authorization: ArcSwap<Option<String>>,
     status: AtomicU64,
-    requests: AtomicU64,
 }
 
 impl FakeMaster {
@@ -56,7 +55,6 @@ impl FakeMaster {
             body: ArcSwap::from_pointee(body),
             authorization: ArcSwap::from_pointee(None),
             status: AtomicU64::new(200),
-            requests: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/master/state", get(state))
@@ -111,11 +109,6 @@ impl FakeMaster {
             .store(u64::from(status), Ordering::Relaxed);
     }
 
-    /// State requests served so far.
-    pub fn requests(&self) -> u64 {
-        self.shared.requests.load(Ordering::Relaxed)
-    }
-
     /// Stops serving.
     pub fn stop(&self) {
         self.shutdown.cancel();
@@ -156,7 +149,6 @@ impl axum::serve::Listener for TlsListener {
 }
 
 async fn state(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
-    shared.requests.fetch_add(1, Ordering::Relaxed);
     if let Some(expected) = shared.authorization.load().as_ref() {
         let given = headers
             .get(header::AUTHORIZATION)

@@ -55,10 +55,10 @@ impl Origins {
     /// Blocking.
     pub fn replace_all(
         &self,
-        all: BTreeMap<String, Catalog>,
+        all: BTreeMap<String, Arc<Catalog>>,
     ) -> Result<Option<Arc<Published>>, String> {
         let mut fragments = self.fragments.lock().unwrap_or_else(|e| e.into_inner());
-        *fragments = all.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        *fragments = all;
         self.publish(&fragments)
     }
 

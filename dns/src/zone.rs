@@ -159,11 +159,6 @@ impl Zone {
         self.skipped
     }
 
-    /// The zone's origin, such as `mesos.`.
-    pub fn origin(&self) -> &LowerName {
-        &self.origin
-    }
-
     /// Whether `name` is at or under the origin, or is a reverse name this zone answers.
     pub fn contains(&self, name: &LowerName) -> bool {
         self.origin.zone_of(name)
