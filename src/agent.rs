@@ -1,7 +1,9 @@
 //! Agent wiring: builds every part from the configuration, starts them, and stops them together.
 //!
-//! Data flows one way: the master poller fetches a catalog, the publisher derives records and a
-//! zone from it and swaps them in, and the DNS server and HTTP API read whatever is current.
+//! Data flows one way: sources (the master poller, the local agent poller, registrations) put
+//! fragments into the origins (directly, or through gossip in a cluster), the publisher derives
+//! records and a zone from their union and swaps them in, and the DNS server and HTTP API read
+//! whatever is current.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,10 +22,13 @@ use crate::api::{self, ApiState};
 use crate::cluster::Sink;
 use crate::config::Config;
 use crate::metrics::SourceMetrics;
+use crate::node_origin::NodeOrigin;
 use crate::origins::{MESOS_MASTER, Origins};
 use crate::published::{Current, Publisher, ns_addresses};
 use crate::registrations::Registrations;
-use crate::source::master::{ClientError, MasterPoller};
+use crate::source::agent::AgentPoller;
+use crate::source::master::MasterPoller;
+use crate::source::{ClientError, FetchError};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +84,6 @@ impl Agent {
         }
         let registry = Registry::new();
         let dns_metrics = DnsMetrics::new(&registry)?;
-        let source_metrics = SourceMetrics::new(&registry)?;
         let current = Current::default();
         let publisher = Publisher::new(&config, ns_addresses(&m.listener));
         let required = match m.masters.is_empty() {
@@ -98,22 +102,29 @@ impl Agent {
             Some((g, _)) => Sink::Cluster(g.clone(), tokio::runtime::Handle::current()),
             None => Sink::Local(origins.clone()),
         };
-        let registrations = Arc::new(Registrations::new(
-            config.node.name.clone(),
-            sink.clone(),
-            &config.node.state_dir,
-        ));
-        let loading = registrations.clone();
-        match tokio::task::spawn_blocking(move || loading.load()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(
-                registrations = n,
-                "registrations restored from the state directory"
-            ),
-            Ok(Err(error)) => tracing::warn!(%error, "could not restore saved registrations"),
-            Err(error) => tracing::warn!(%error, "restoring registrations panicked"),
+        let node = Arc::new(NodeOrigin::new(config.node.name.clone(), sink.clone()));
+        let registrations = Arc::new(Registrations::new(node.clone(), &config.node.state_dir));
+        restore(registrations.clone(), node.clone()).await;
+        let mut pollers = Vec::new();
+        if !m.masters.is_empty() {
+            pollers.push(Refresh {
+                source: Source::Master(MasterPoller::new(m)?, sink.clone()),
+                current: current.clone(),
+                metrics: SourceMetrics::new(&registry, "beacon_catalog", "Mesos master")?,
+                dns_metrics: dns_metrics.clone(),
+                period: Duration::from_secs(m.refresh_seconds.max(1)),
+            });
         }
-        let poller = MasterPoller::new(m)?;
+        let agent = &config.mesos_agent;
+        if !agent.address.is_empty() {
+            pollers.push(Refresh {
+                source: Source::Agent(AgentPoller::new(m, &agent.address)?, node.clone()),
+                current: current.clone(),
+                metrics: SourceMetrics::new(&registry, "beacon_mesos_agent", "Mesos agent")?,
+                dns_metrics: dns_metrics.clone(),
+                period: Duration::from_secs(agent.refresh_seconds.max(1)),
+            });
+        }
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -147,15 +158,9 @@ impl Agent {
             }
             false => None,
         };
-        let refresh = Refresh {
-            poller,
-            sink,
-            current: current.clone(),
-            metrics: source_metrics,
-            dns_metrics,
-            period: Duration::from_secs(m.refresh_seconds.max(1)),
-        };
-        tasks.spawn(refresh.run(shutdown.clone()));
+        for poller in pollers {
+            tasks.spawn(poller.run(shutdown.clone()));
+        }
         let dns_addr = dns.as_ref().map(DnsServer::local_addr);
         tracing::info!(dns = ?dns_addr, http = ?http_addr, domain = %m.domain, "beacon agent started");
         Ok(Self {
@@ -289,10 +294,60 @@ fn listen_addr(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, A
     Ok(SocketAddr::new(ip, port))
 }
 
-/// The refresh loop: poll, publish, sleep.
+/// Loads the registrations a previous run saved; with none, publishes the node's empty
+/// fragment, so that a node with no other source is ready and known to the cluster.
+async fn restore(registrations: Arc<Registrations>, node: Arc<NodeOrigin>) {
+    let restored = tokio::task::spawn_blocking(move || match registrations.load() {
+        Ok(0) => node.publish().map(|()| 0),
+        other => other,
+    });
+    match restored.await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(
+            registrations = n,
+            "registrations restored from the state directory"
+        ),
+        Ok(Err(error)) => tracing::warn!(%error, "could not restore saved registrations"),
+        Err(error) => tracing::warn!(%error, "restoring registrations panicked"),
+    }
+}
+
+/// Where a poll loop reads and what it writes.
+#[derive(Clone)]
+enum Source {
+    /// The Mesos master's state: the shared `mesos-master` origin.
+    Master(MasterPoller, Sink),
+    /// The local agent's state: the tasks part of this node's origin.
+    Agent(AgentPoller, Arc<NodeOrigin>),
+}
+
+impl Source {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Master(..) => "mesos master",
+            Self::Agent(..) => "mesos agent",
+        }
+    }
+
+    async fn fetch(&self) -> Result<beacon_catalog::Catalog, FetchError> {
+        match self {
+            Self::Master(poller, _) => poller.fetch().await,
+            Self::Agent(poller, _) => poller.fetch().await,
+        }
+    }
+
+    /// Blocking: generation takes a while with tens of thousands of tasks.
+    fn publish(&self, catalog: beacon_catalog::Catalog) -> Result<(), String> {
+        match self {
+            Self::Master(_, sink) => sink.set(MESOS_MASTER, catalog),
+            Self::Agent(_, node) => node.set_agent_tasks(catalog),
+        }
+    }
+}
+
+/// A poll loop: poll, publish, sleep.
 struct Refresh {
-    poller: MasterPoller,
-    sink: Sink,
+    source: Source,
     current: Current,
     metrics: SourceMetrics,
     dns_metrics: DnsMetrics,
@@ -324,12 +379,11 @@ impl Refresh {
         }
     }
 
-    /// Makes `catalog` the master's fragment and publishes it (locally, or to the cluster), off
-    /// the async threads: with tens of thousands of tasks it takes a noticeable fraction of a
-    /// second.
+    /// Publishes `catalog` as the source's (locally, or to the cluster), off the async threads:
+    /// with tens of thousands of tasks it takes a noticeable fraction of a second.
     async fn publish(&self, catalog: beacon_catalog::Catalog) -> Result<usize, String> {
-        let (sink, tasks) = (self.sink.clone(), catalog.task_count());
-        match tokio::task::spawn_blocking(move || sink.set(MESOS_MASTER, catalog)).await {
+        let (source, tasks) = (self.source.clone(), catalog.task_count());
+        match tokio::task::spawn_blocking(move || source.publish(catalog)).await {
             Ok(Ok(())) => Ok(tasks),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(format!("publishing panicked: {e}")),
@@ -340,7 +394,7 @@ impl Refresh {
     async fn once(&self) -> bool {
         let start = Instant::now();
         let first = !self.current.is_ready();
-        let result = match self.poller.fetch().await {
+        let result = match self.source.fetch().await {
             Ok(catalog) => self.publish(catalog).await,
             Err(e) => Err(e.to_string()),
         };
@@ -360,15 +414,17 @@ impl Refresh {
                     a + aaaa + srv
                 });
                 let ms = elapsed.as_millis() as u64;
-                if first {
-                    tracing::info!(tasks, records, ms, "first catalog loaded; serving");
+                let source = self.source.name();
+                if first && self.current.is_ready() {
+                    tracing::info!(source, tasks, records, ms, "first catalog loaded; serving");
                 } else {
-                    tracing::debug!(tasks, records, ms, "catalog refreshed");
+                    tracing::debug!(source, tasks, records, ms, "catalog refreshed");
                 }
             }
             Err(error) => {
                 self.metrics.failures.inc();
-                tracing::warn!(%error, "catalog refresh failed; still serving the last good catalog");
+                let source = self.source.name();
+                tracing::warn!(source, %error, "poll failed; still serving the last good state");
                 return false;
             }
         }

@@ -1,6 +1,7 @@
 //! A stand-in Mesos master on loopback: serves a state document at `/master/state` (and the
-//! pre-1.1 `/master/state.json`). Used by `beacon demo`, the integration tests and the
-//! benchmarks, so that every one of them exercises the real poller over real HTTP.
+//! pre-1.1 `/master/state.json`), and at `/state` so that it can stand in for an agent too.
+//! Used by `beacon demo`, the integration tests and the benchmarks, so that every one of them
+//! exercises the real pollers over real HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ impl FakeMaster {
         let app = Router::new()
             .route("/master/state", get(state))
             .route("/master/state.json", get(state))
+            // The same document for an agent poller: a Mesos agent serves its own at `/state`.
+            .route("/state", get(state))
             .with_state(shared.clone());
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();

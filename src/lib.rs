@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod fake_master;
 pub mod metrics;
+pub mod node_origin;
 pub mod operator;
 pub mod origins;
 pub mod published;

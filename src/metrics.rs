@@ -9,7 +9,7 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-/// Metrics of the catalog refresh loop.
+/// Metrics of a poll loop (the master's, the local agent's).
 #[derive(Clone, Debug)]
 pub struct SourceMetrics {
     /// Successful refreshes.
@@ -25,30 +25,34 @@ pub struct SourceMetrics {
 }
 
 impl SourceMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+    /// Creates the metrics, named `{prefix}_refreshes_total` and so on, and registers them in
+    /// `registry`: `beacon_catalog` for the master poller, `beacon_mesos_agent` for the agent's.
+    pub fn new(registry: &Registry, prefix: &str, what: &str) -> prometheus::Result<Self> {
         let m = Self {
             refreshes: IntCounter::new(
-                "beacon_catalog_refreshes_total",
-                "Catalog refreshes that succeeded",
+                format!("{prefix}_refreshes_total"),
+                format!("{what} polls that succeeded"),
             )?,
             failures: IntCounter::new(
-                "beacon_catalog_refresh_failures_total",
-                "Catalog refreshes that failed; the last good catalog stays in service",
+                format!("{prefix}_refresh_failures_total"),
+                format!("{what} polls that failed; the last good state stays in service"),
             )?,
             refresh_seconds: Histogram::with_opts(
                 HistogramOpts::new(
-                    "beacon_catalog_refresh_seconds",
-                    "Time to fetch, parse and publish the catalog",
+                    format!("{prefix}_refresh_seconds"),
+                    format!("Time to fetch, parse and publish the {what} state"),
                 )
                 .buckets(vec![
                     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                 ]),
             )?,
-            tasks: IntGauge::new("beacon_catalog_tasks", "Tasks in the current catalog")?,
+            tasks: IntGauge::new(
+                format!("{prefix}_tasks"),
+                format!("Tasks in the {what} state"),
+            )?,
             last_success: IntGauge::new(
-                "beacon_catalog_last_success_timestamp_seconds",
-                "Unix time of the last successful refresh",
+                format!("{prefix}_last_success_timestamp_seconds"),
+                format!("Unix time of the last successful {what} poll"),
             )?,
         };
         registry.register(Box::new(m.refreshes.clone()))?;

@@ -1,14 +1,13 @@
-//! This node's registrations (`PUT`/`DELETE /v1/registrations/{id}`): published as the node's
-//! origin and, with a state directory, kept in `registrations.json` there so that a restarted
+//! This node's registrations (`PUT`/`DELETE /v1/registrations/{id}`): published as part of the
+//! node's origin and, with a state directory, kept in `registrations.json` there so that a restarted
 //! node serves them again.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use beacon_catalog::registration::{self, Registration};
 
-use crate::cluster::Sink;
-use crate::origins::node_origin;
+use crate::node_origin::NodeOrigin;
 
 /// Whether a `put` created or replaced a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,24 +20,22 @@ pub enum Put {
 
 /// The registrations this node accepted.
 pub struct Registrations {
-    node: String,
+    origin: Arc<NodeOrigin>,
     /// `registrations.json` in the state directory, if there is one.
     file: Option<std::path::PathBuf>,
     entries: Mutex<BTreeMap<String, Registration>>,
-    sink: Sink,
 }
 
 impl Registrations {
-    /// The registrations of `node`, published through `sink`, kept in `state_dir` unless it is
+    /// The registrations of the node whose origin is `origin`, kept in `state_dir` unless it is
     /// empty. Registrations saved by a previous run are loaded (and published by [`Self::load`]).
-    pub fn new(node: String, sink: Sink, state_dir: &std::path::Path) -> Self {
+    pub fn new(origin: Arc<NodeOrigin>, state_dir: &std::path::Path) -> Self {
         let file =
             (!state_dir.as_os_str().is_empty()).then(|| state_dir.join("registrations.json"));
         Self {
-            node,
+            origin,
             file,
             entries: Mutex::new(BTreeMap::new()),
-            sink,
         }
     }
 
@@ -59,7 +56,7 @@ impl Registrations {
 
     /// This node's name.
     pub fn node(&self) -> &str {
-        &self.node
+        self.origin.node()
     }
 
     /// Adds or replaces `id` and publishes. Blocking: call it from a blocking thread.
@@ -89,9 +86,9 @@ impl Registrations {
         if let Some(file) = &self.file {
             save(file, &entries)?;
         }
-        let fragment = registration::fragment(&self.node, &entries);
+        let fragment = registration::fragment(self.origin.node(), &entries);
         // Still under the lock, so that fragments reach the origins in the order of the edits.
-        self.sink.set(&node_origin(&self.node), fragment)?;
+        self.origin.set_registrations(fragment)?;
         Ok(out)
     }
 

@@ -1,4 +1,5 @@
-//! Parsing a Mesos master's `GET /master/state` document into a [`Catalog`].
+//! Parsing a Mesos master's `GET /master/state` document, or an agent's `GET /state`, into a
+//! [`Catalog`].
 //!
 //! Only the fields Mesos-DNS reads are kept (see `research/mesos-dns.md` §2); everything else is
 //! ignored, and absent fields take empty defaults. As in Mesos-DNS, a malformed `pid` anywhere
@@ -57,6 +58,48 @@ pub fn parse_state(body: &[u8]) -> Result<Catalog, StateError> {
         leader: parse_pid(&raw.leader).ok(),
         leader_raw: raw.leader,
         agents,
+        frameworks,
+        host_ips: Default::default(),
+    })
+}
+
+/// Parses a Mesos agent's `GET /state` body: the agent itself and the tasks it runs, as a
+/// catalog without a leader (the node's own fragment, as dcos-net published each agent's tasks).
+///
+/// The agent nests tasks under `frameworks[].executors[].tasks`; queued and completed tasks are
+/// left out, like the master's completed ones. A task without `slave_id` belongs to this agent.
+pub fn parse_agent_state(body: &[u8]) -> Result<Catalog, StateError> {
+    let raw: RawAgentState = serde_json::from_slice(body)?;
+    let agent = Agent {
+        id: raw.id,
+        hostname: raw.hostname,
+        pid: raw.pid.as_deref().map(parse_pid).transpose()?,
+    };
+    let frameworks = raw
+        .frameworks
+        .into_iter()
+        .map(|f| Framework {
+            name: f.name,
+            pid: None,
+            hostname: f.hostname,
+            tasks: f
+                .executors
+                .into_iter()
+                .flat_map(|e| e.tasks)
+                .map(convert_task)
+                .map(|mut t| {
+                    if t.agent_id.is_empty() {
+                        t.agent_id.clone_from(&agent.id);
+                    }
+                    t
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Catalog {
+        leader: None,
+        leader_raw: String::new(),
+        agents: vec![agent],
         frameworks,
         host_ips: Default::default(),
     })
@@ -179,6 +222,33 @@ struct RawState {
     slaves: Vec<RawAgent>,
     #[serde(default)]
     frameworks: Vec<RawFramework>,
+}
+
+#[derive(Deserialize)]
+struct RawAgentState {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    hostname: String,
+    pid: Option<String>,
+    #[serde(default)]
+    frameworks: Vec<RawAgentFramework>,
+}
+
+#[derive(Deserialize)]
+struct RawAgentFramework {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    executors: Vec<RawExecutor>,
+}
+
+#[derive(Deserialize)]
+struct RawExecutor {
+    #[serde(default)]
+    tasks: Vec<RawTask>,
 }
 
 #[derive(Deserialize)]
@@ -319,6 +389,29 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!("{FIXTURES}/{name}")).expect("shared/ must sit beside the checkout")
+    }
+
+    #[test]
+    fn parses_an_agent_state() {
+        let body = br#"{"id": "S1", "hostname": "agent-1", "pid": "slave(1)@10.0.0.7:5051",
+            "frameworks": [{"id": "F1", "name": "marathon", "hostname": "m1",
+              "executors": [{"id": "e1", "tasks": [
+                {"id": "web.1", "name": "web", "state": "TASK_RUNNING",
+                 "resources": {"ports": "[31000-31001]"},
+                 "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.5}]}],
+                "queued_tasks": [{"id": "q"}], "completed_tasks": [{"id": "old"}]}]}],
+            "completed_frameworks": [{"name": "gone"}]}"#;
+        let c = parse_agent_state(body).unwrap();
+        assert!(c.leader.is_none());
+        assert_eq!(c.agents.len(), 1);
+        assert_eq!(c.agents[0].pid.as_ref().unwrap().host, "10.0.0.7");
+        assert_eq!(c.frameworks.len(), 1);
+        let task = &c.frameworks[0].tasks[0];
+        assert_eq!((task.id.as_str(), task.agent_id.as_str()), ("web.1", "S1"));
+        assert_eq!(task.expanded_ports().collect::<Vec<_>>(), [31000, 31001]);
+        assert_eq!(c.task_count(), 1);
+        assert!(parse_agent_state(br#"{"pid": "nonsense"}"#).is_err());
+        assert!(parse_agent_state(b"[1,2").is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The catalog's types: a typed, validated view of a Mesos master's state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -58,10 +58,11 @@ impl Catalog {
     }
 
     /// The union of several catalogs (the sources' fragments): frameworks side by side (Mesos-DNS
-    /// merges records of equal names, not frameworks), agents and resolved names deduplicated,
-    /// the first leader found.
+    /// merges records of equal names, not frameworks), agents, resolved names and tasks (by
+    /// framework name and task id) deduplicated, the first leader found.
     pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Self>) -> Self {
         let mut out = Self::default();
+        let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
         for part in parts {
             if out.leader.is_none() && part.leader.is_some() {
                 out.leader.clone_from(&part.leader);
@@ -72,7 +73,14 @@ impl Catalog {
                     out.agents.push(agent.clone());
                 }
             }
-            out.frameworks.extend(part.frameworks.iter().cloned());
+            // A task two sources both report (the master and an agent's poller) counts once.
+            for framework in &part.frameworks {
+                let mut framework = framework.clone();
+                let ids = seen.entry(framework.name.clone()).or_default();
+                framework.tasks.retain(|t| !ids.contains(&t.id));
+                ids.extend(framework.tasks.iter().map(|t| t.id.clone()));
+                out.frameworks.push(framework);
+            }
             out.host_ips
                 .extend(part.host_ips.iter().map(|(k, v)| (k.clone(), v.clone())));
         }

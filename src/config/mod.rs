@@ -16,7 +16,9 @@ pub mod mesos_dns;
 pub mod native;
 
 pub use mesos_dns::{MesosCredentials, MesosDnsConfig};
-pub use native::{ClusterSettings, DnsSettings, LogSettings, NativeConfig, NodeSettings};
+pub use native::{
+    ClusterSettings, DnsSettings, LogSettings, MesosAgentSettings, NativeConfig, NodeSettings,
+};
 
 /// The agent's whole configuration: the Mesos-DNS settings plus Beacon's own.
 ///
@@ -110,6 +112,16 @@ pub enum ConfigError {
     #[error("invalid cluster {key} {value:?}: {reason}")]
     InvalidCluster {
         /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        reason: &'static str,
+    },
+    /// Occurs when a `[mesos_agent]` setting does not parse.
+    #[error("invalid {key} {value:?}: {reason}")]
+    InvalidSetting {
+        /// The key, with its section: `mesos_agent.address`.
         key: &'static str,
         /// Its value.
         value: String,

@@ -2,9 +2,11 @@
 //!
 //! It holds every Mesos-DNS setting in `[mesos_dns]`, under the snake_case names of
 //! [`MesosDnsConfig`], with the same defaults and the same validation as `config.json` (both
-//! formats go through [`MesosDnsConfig::validate`]). Beacon's additions live in `[dns]` and
-//! `[log]`. Unlike `config.json`, unknown keys are errors: a typo in a file written for Beacon
-//! should not be silently ignored. Every key is optional except that `masters` must be set.
+//! formats go through [`MesosDnsConfig::validate`]). Beacon's additions live in `[dns]`,
+//! `[mesos_agent]`, `[node]`, `[cluster]` and `[log]`. Unlike `config.json`, unknown keys are
+//! errors: a typo in a file written for Beacon should not be silently ignored. Every key is
+//! optional, except that a node needs somewhere to get tasks from: `masters`, a `[mesos_agent]`
+//! address, or a `[cluster]` to join (whose registrations it serves).
 //!
 //! A complete file, with every key at its default except `masters`:
 //!
@@ -61,6 +63,10 @@
 //! tcp_idle_timeout_secs = 10      # close idle DNS-over-TCP connections after this long (> 0)
 //! apex_nodata = true              # NOERROR/NODATA (not NXDOMAIN) for the apex and empty non-terminals
 //!
+//! [mesos_agent]                   # this node's Mesos agent: its tasks join the node's own records
+//! address = ""                    # host:port of the local agent, such as "127.0.0.1:5051"; empty: off
+//! refresh_seconds = 2             # poll period (> 0); TLS and credentials come from [mesos_dns]
+//!
 //! [node]
 //! # name = "<host name>"          # this node's name: owner of its registrations, its TLS name
 //! state_dir = ""                  # where registrations are kept across restarts; empty: memory only
@@ -90,12 +96,57 @@ pub struct NativeConfig {
     pub mesos_dns: MesosDnsConfig,
     /// `[dns]`: Beacon's DNS server settings.
     pub dns: DnsSettings,
+    /// `[mesos_agent]`: the local Mesos agent.
+    pub mesos_agent: MesosAgentSettings,
     /// `[node]`: this node.
     pub node: NodeSettings,
     /// `[cluster]`: gossip with other nodes.
     pub cluster: ClusterSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
+}
+
+/// `[mesos_agent]`: the local Mesos agent, polled for the tasks this node runs. Off while
+/// `address` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MesosAgentSettings {
+    /// The agent's `host:port`.
+    pub address: String,
+    /// Seconds between polls.
+    pub refresh_seconds: u64,
+}
+
+impl Default for MesosAgentSettings {
+    fn default() -> Self {
+        Self {
+            address: String::new(),
+            refresh_seconds: 2,
+        }
+    }
+}
+
+impl MesosAgentSettings {
+    /// Checks the address and period.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.address.is_empty() {
+            super::mesos_dns::validate_masters(std::slice::from_ref(&self.address)).map_err(
+                |_| ConfigError::InvalidSetting {
+                    key: "mesos_agent.address",
+                    value: self.address.clone(),
+                    reason: "expected host:port",
+                },
+            )?;
+        }
+        if self.refresh_seconds == 0 {
+            return Err(ConfigError::OutOfRange {
+                key: "mesos_agent.refresh_seconds",
+                value: 0,
+                expected: "at least 1",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// `[cluster]`: gossip with other agents. Off while `listen` is empty.
@@ -298,20 +349,28 @@ impl NativeConfig {
     /// file in errors and becomes `mesos_dns.file` (made absolute).
     pub fn from_toml(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let parsed: Self = toml::from_str(text).map_err(|e| toml_error(&e, text, file))?;
+        let masters_required = parsed.masters_required();
         let config = Self {
-            mesos_dns: parsed.mesos_dns.finish(file)?,
+            mesos_dns: parsed.mesos_dns.finish(file, masters_required)?,
             ..parsed
         };
         config.dns.validate()?;
+        config.mesos_agent.validate()?;
         config.node.validate()?;
         config.cluster.validate()?;
         Ok(config)
     }
 
+    /// Whether `masters` must be set: only when the node has no other source of tasks.
+    fn masters_required(&self) -> bool {
+        self.mesos_agent.address.is_empty() && self.cluster.listen.is_empty()
+    }
+
     /// Validates everything, as loading does; for configurations built or changed in code.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.mesos_dns.validate()?;
+        self.mesos_dns.check(self.masters_required())?;
         self.dns.validate()?;
+        self.mesos_agent.validate()?;
         self.node.validate()?;
         self.cluster.validate()
     }
@@ -391,7 +450,7 @@ mod tests {
         expected.mesos_dns.masters = vec!["127.0.0.1:5050".to_owned()];
         expected.mesos_dns = expected
             .mesos_dns
-            .finish(Path::new("/etc/beacon/beacon.toml"))
+            .finish(Path::new("/etc/beacon/beacon.toml"), true)
             .unwrap();
         assert_eq!(config, expected);
     }
@@ -494,6 +553,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::ZoneIsDomain { .. }), "{err}");
+    }
+
+    #[test]
+    fn masters_are_optional_with_another_source() {
+        let agent = parse("[mesos_agent]\naddress = \"127.0.0.1:5051\"\n").unwrap();
+        assert_eq!(agent.mesos_agent.refresh_seconds, 2);
+        assert!(parse("[cluster]\nlisten = \"127.0.0.1:7946\"\n").is_ok());
+        let err = parse("[mesos_agent]\naddress = \"localhost\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid mesos_agent.address \"localhost\": expected host:port"
+        );
+        let err = parse("[mesos_agent]\naddress = \"a:1\"\nrefresh_seconds = 0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("mesos_agent.refresh_seconds"),
+            "{err}"
+        );
     }
 
     #[test]

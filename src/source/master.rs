@@ -6,113 +6,28 @@
 //! Mesos 1.1 only serve `/master/state.json`, tried after a 404. Any failure leaves the caller's
 //! last good catalog in place: this module only reports what went wrong.
 
-use std::fs;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::IpAddr;
 
 use beacon_catalog::Catalog;
-use beacon_catalog::mesos::{StateError, parse_state};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use beacon_catalog::mesos::parse_state;
 
+use super::http::MesosClient;
+use super::{ClientError, FetchError, resolve_hostnames};
 use crate::config::MesosDnsConfig;
-
-/// Why a poll failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// Occurs when a master cannot be reached or answers with an HTTP error.
-    #[error("GET {url}: {reason}")]
-    Http {
-        /// The URL asked.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// Occurs when a master's state document is rejected.
-    #[error("state from {url}: {source}")]
-    State {
-        /// The URL asked.
-        url: String,
-        /// Why the document was rejected.
-        source: StateError,
-    },
-    /// Occurs when a hostname in the state does not resolve.
-    #[error("cannot resolve {host:?} named in the state: {reason}")]
-    Resolve {
-        /// The hostname.
-        host: String,
-        /// The resolver's error.
-        reason: String,
-    },
-    /// Occurs when every master failed; holds each master's error.
-    #[error("no master answered: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    AllFailed(Vec<Self>),
-}
-
-/// Why the HTTP client could not be built from the configuration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// Occurs when a certificate or key file cannot be read or parsed.
-    #[error("cannot load {what} from {path:?}: {reason}")]
-    Pem {
-        /// Which file: CA, certificate or key.
-        what: &'static str,
-        /// The configured path.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// Occurs when the TLS or HTTP client cannot be set up.
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
-    /// Occurs when an authentication scheme Beacon does not implement is configured.
-    #[error("MesosAuthentication {0:?} is not supported: use \"basic\" or none")]
-    UnsupportedAuth(String),
-}
 
 /// Fetches and parses master state.
 #[derive(Clone, Debug)]
 pub struct MasterPoller {
-    client: reqwest::Client,
-    scheme: &'static str,
+    client: MesosClient,
     masters: Vec<String>,
-    auth: Option<(String, String)>,
 }
 
 impl MasterPoller {
     /// A poller for the masters and TLS/auth settings of `config`.
     pub fn new(config: &MesosDnsConfig) -> Result<Self, ClientError> {
-        let auth = match config.mesos_authentication.as_str() {
-            "" => None,
-            "basic" => Some((
-                config.mesos_credentials.principal.clone(),
-                config.mesos_credentials.secret.clone(),
-            )),
-            other => return Err(ClientError::UnsupportedAuth(other.to_string())),
-        };
-        let timeout = Duration::from_secs(config.state_timeout_seconds.max(1));
-        let builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .no_proxy()
-            .user_agent("Mesos-DNS")
-            .pool_max_idle_per_host(0)
-            .tls_backend_preconfigured(tls_config(config)?);
-        let client = builder
-            .build()
-            .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Self {
-            client,
-            scheme: if config.mesos_https_on {
-                "https"
-            } else {
-                "http"
-            },
+            client: MesosClient::new(config)?,
             masters: config.masters.clone(),
-            auth,
         })
     }
 
@@ -151,139 +66,33 @@ impl MasterPoller {
     }
 
     async fn fetch_from(&self, master: &str) -> Result<Catalog, FetchError> {
-        let url = format!("{}://{master}/master/state", self.scheme);
-        let body = match self.get(&url).await? {
+        let url = format!("{}://{master}/master/state", self.client.scheme);
+        let body = match self.client.get(&url).await? {
             Some(body) => body,
             // Mesos before 1.1 serves only the `.json` form.
             None => {
                 let legacy = format!("{url}.json");
-                self.get(&legacy).await?.ok_or_else(|| FetchError::Http {
-                    url: legacy,
-                    reason: "404 Not Found".into(),
-                })?
+                self.client
+                    .get(&legacy)
+                    .await?
+                    .ok_or_else(|| FetchError::Http {
+                        url: legacy,
+                        reason: "404 Not Found".into(),
+                    })?
             }
         };
         parse_state(&body).map_err(|source| FetchError::State { url, source })
     }
-
-    /// The body of a 2xx reply, `None` on 404, an error otherwise.
-    async fn get(&self, url: &str) -> Result<Option<Vec<u8>>, FetchError> {
-        let err = |reason: String| FetchError::Http {
-            url: url.to_string(),
-            reason,
-        };
-        let mut req = self
-            .client
-            .get(url)
-            .header("Content-Type", "application/json");
-        if let Some((user, pass)) = &self.auth {
-            req = req.basic_auth(user, Some(pass));
-        }
-        let resp = req.send().await.map_err(|e| err(error_chain(&e)))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(err(status.to_string()));
-        }
-        let body = resp.bytes().await.map_err(|e| err(error_chain(&e)))?;
-        Ok(Some(body.to_vec()))
-    }
-}
-
-/// Resolves every hostname the catalog names. A pid host that does not resolve fails the poll,
-/// as in Mesos-DNS; a framework hostname that does not resolve only loses its records.
-async fn resolve_hostnames(catalog: &mut Catalog) -> Result<(), FetchError> {
-    let fw_hosts: Vec<String> = catalog
-        .frameworks
-        .iter()
-        .filter(|f| f.pid.is_none())
-        .map(|f| f.hostname.clone())
-        .collect();
-    let mut lost = Vec::new();
-    for host in catalog.hostnames() {
-        let lookup = tokio::net::lookup_host((host.clone(), 0)).await;
-        match lookup {
-            Ok(addrs) => {
-                let mut ips: Vec<IpAddr> = addrs.map(|a: SocketAddr| a.ip()).collect();
-                ips.dedup();
-                catalog.host_ips.insert(host, ips);
-            }
-            Err(e) if fw_hosts.contains(&host) => lost.push((host, e)),
-            Err(e) => {
-                return Err(FetchError::Resolve {
-                    host,
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    for (host, error) in lost {
-        tracing::debug!(%host, %error, "framework hostname does not resolve");
-    }
-    Ok(())
-}
-
-fn tls_config(config: &MesosDnsConfig) -> Result<rustls::ClientConfig, ClientError> {
-    let pem_err = |what, path: &str, reason: String| ClientError::Pem {
-        what,
-        path: path.to_string(),
-        reason,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let ca_path = match config.ca_cert_file.as_str() {
-        "" => "/etc/ssl/certs/ca-certificates.crt",
-        path => path,
-    };
-    match fs::read(ca_path) {
-        Ok(pem) => {
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| pem_err("CA certificates", ca_path, e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| pem_err("CA certificates", ca_path, e.to_string()))?;
-            }
-        }
-        Err(e) if !config.ca_cert_file.is_empty() => {
-            return Err(pem_err("CA certificates", ca_path, e.to_string()));
-        }
-        Err(_) => {} // No system bundle: only plain HTTP or a configured CA will work.
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Setup(e.to_string()))?
-        .with_root_certificates(roots);
-    if config.cert_file.is_empty() {
-        return Ok(builder.with_no_client_auth());
-    }
-    let cert_pem = fs::read(&config.cert_file)
-        .map_err(|e| pem_err("certificate", &config.cert_file, e.to_string()))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err("certificate", &config.cert_file, e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(&config.key_file)
-        .map_err(|e| pem_err("key", &config.key_file, e.to_string()))?;
-    builder
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| ClientError::Setup(e.to_string()))
-}
-
-/// An error with its causes, on one line: reqwest's top-level message alone rarely says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use rustls_pki_types::PrivateKeyDer;
+
     use super::*;
     use crate::fake_master::FakeMaster;
 

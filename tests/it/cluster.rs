@@ -1,7 +1,8 @@
 //! A cluster of five real agents on loopback, gossiping over QUIC with mutual TLS: a
 //! registration made on one node is answered by DNS on every node, a delete removes it
-//! everywhere, and a killed node's services are withdrawn after the grace period and return
-//! when it restarts.
+//! everywhere, the tasks one node's Mesos agent runs reach every node, a node with another
+//! CA's certificate is refused, and a killed node's services are withdrawn after the grace
+//! period and return when it restarts.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -27,10 +28,18 @@ fn beacon(args: &[&str]) {
     assert!(status.success(), "beacon {args:?}");
 }
 
+/// What a node reads besides gossip.
+#[derive(Clone, Copy)]
+struct Sources<'a> {
+    master: Option<SocketAddr>,
+    agent: Option<SocketAddr>,
+    tls_dir: &'a str,
+}
+
 fn start_node(
     dir: &TempDir,
     name: &str,
-    master: SocketAddr,
+    sources: Sources<'_>,
     gossip_port: u16,
     seed: Option<(&str, u16)>,
 ) -> Node {
@@ -38,13 +47,21 @@ fn start_node(
     let seeds = seed
         .map(|(n, p)| format!("\"{n}@127.0.0.1:{p}\""))
         .unwrap_or_default();
+    let masters = sources
+        .master
+        .map(|m| format!("\"{m}\""))
+        .unwrap_or_default();
+    let agent = sources
+        .agent
+        .map(|a| format!("[mesos_agent]\naddress = \"{a}\"\nrefresh_seconds = 1\n"))
+        .unwrap_or_default();
     let toml = format!(
-        "[mesos_dns]\nmasters = [\"{master}\"]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
+        "[mesos_dns]\nmasters = [{masters}]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
          refresh_seconds = 60\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
          [node]\nname = \"{name}\"\nstate_dir = \"{}\"\n\
-         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n",
+         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n{agent}",
         dir.path(&format!("state-{name}")).display(),
-        dir.path("tls").display()
+        dir.path(sources.tls_dir).display()
     );
     let path = dir.path(&format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
@@ -92,19 +109,24 @@ fn registrations_reach_every_node_and_leave_with_delete() {
         &dir,
         &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
     );
+    // n3's own Mesos agent, on another loopback address.
+    let agent = FakeMaster::start_on(
+        &dir,
+        &agent_state(true),
+        ([127, 0, 0, 3], free_port()).into(),
+    );
     let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
     let nodes: Vec<Node> = names
         .iter()
         .zip(&ports)
         .enumerate()
         .map(|(i, (n, p))| {
-            start_node(
-                &dir,
-                n,
-                master.addr,
-                *p,
-                (i > 0).then_some(("n1", ports[0])),
-            )
+            let sources = Sources {
+                master: Some(master.addr),
+                agent: (*n == "n3").then_some(agent.addr),
+                tls_dir: "tls",
+            };
+            start_node(&dir, n, sources, *p, (i > 0).then_some(("n1", ports[0])))
         })
         .collect();
     wait_until("every node sees all five up", || {
@@ -163,6 +185,29 @@ fn registrations_reach_every_node_and_leave_with_delete() {
         });
     }
 
+    // The tasks n3's agent runs are answered everywhere, and leave when the agent stops them.
+    let agent_task = |node: &Node| {
+        query(
+            node.dns,
+            "agentweb.marathon.mesos.",
+            RecordType::A,
+            Ask::UDP,
+        )
+        .answers
+        .iter()
+        .map(show)
+        .any(|a| a == "agentweb.marathon.mesos. 60 A 127.0.0.3")
+    };
+    wait_until("n3's agent task on every node", || {
+        nodes.iter().all(agent_task)
+    });
+    agent.serve(&agent_state(false));
+    wait_until("n3's agent task gone everywhere", || {
+        !nodes.iter().any(agent_task)
+    });
+
+    refuses_another_cas_node(&dir, &nodes, ports[0]);
+
     // kill -9 of a node withdraws its services from the others after the grace period (5 s),
     // and they come back when it restarts (from its state directory, with a newer version).
     let mut nodes = nodes;
@@ -196,4 +241,54 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     wait_until("n5's service back on every node", || {
         nodes.iter().all(answered)
     });
+}
+
+/// A Mesos agent's `/state` at 127.0.0.3, running `agentweb` or nothing.
+fn agent_state(running: bool) -> Vec<u8> {
+    let tasks = match running {
+        true => json!([{"id": "agentweb.1", "name": "agentweb", "state": "TASK_RUNNING",
+            "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0}]}]),
+        false => json!([]),
+    };
+    json!({"id": "agent-3", "hostname": "127.0.0.3", "pid": "slave(1)@127.0.0.3:5051",
+        "frameworks": [{"id": "f1", "name": "marathon", "executors": [{"tasks": tasks}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A node whose certificate comes from another CA, even under a member's name, joins nothing
+/// and injects nothing: its registration stays its own, and the members never list it.
+fn refuses_another_cas_node(dir: &TempDir, nodes: &[Node], seed_port: u16) {
+    let rogue_tls = dir.path("rogue-tls");
+    let rogue_tls = rogue_tls.to_str().unwrap();
+    beacon(&["tls", "ca", "--dir", rogue_tls]);
+    beacon(&["tls", "node", "--name", "n2", "--dir", rogue_tls]);
+    let sources = Sources {
+        master: None,
+        agent: None,
+        tls_dir: "rogue-tls",
+    };
+    let rogue = start_node(dir, "n2", sources, free_port(), Some(("n1", seed_port)));
+    let body = json!({"name": "evil", "framework": "shop", "ips": ["10.66.0.1"]});
+    let put = http_request(
+        rogue.http,
+        "PUT",
+        "/v1/registrations/evil",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(put.unwrap().status, 201);
+    // Long enough for many gossip rounds and a sync (a registration takes well under a second).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    for node in nodes {
+        let r = query(node.dns, "evil.shop.mesos.", RecordType::A, Ask::UDP);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        let members = http_get(node.http, "/v1/nodes").unwrap().json();
+        assert_eq!(members.as_array().unwrap().len(), 5, "{members}");
+    }
+    let seen_by_rogue = http_get(rogue.http, "/v1/nodes").unwrap().json();
+    assert_eq!(
+        seen_by_rogue.as_array().unwrap().len(),
+        1,
+        "{seen_by_rogue}"
+    );
 }

@@ -219,17 +219,21 @@ impl MesosDnsConfig {
         let doc: Json = serde_json::from_slice(bytes).map_err(|e| json_syntax_error(&e, file))?;
         let mut config = Self::default();
         config.apply_json(&doc)?;
-        config.finish(file)
+        config.finish(file, true)
     }
 
     /// Normalises a freshly parsed configuration and validates it: the one path both file
     /// formats go through.
-    pub(crate) fn finish(mut self, file: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn finish(
+        mut self,
+        file: &Path,
+        masters_required: bool,
+    ) -> Result<Self, ConfigError> {
         self.normalize();
         self.file = super::absolute_config_path(file)?
             .to_string_lossy()
             .into_owned();
-        self.validate()?;
+        self.check(masters_required)?;
         Ok(self)
     }
 
@@ -250,7 +254,12 @@ impl MesosDnsConfig {
     /// then are they used (as in Mesos-DNS). Expects a normalised configuration (lower-case
     /// `domain`), which loading guarantees.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_sources()?;
+        self.check(true)
+    }
+
+    /// [`Self::validate`], with `masters` optional when the node has other sources of tasks.
+    pub(crate) fn check(&self, masters_required: bool) -> Result<(), ConfigError> {
+        self.validate_sources(masters_required)?;
         validate_masters(&self.masters)?;
         if self.external_on {
             validate_resolvers("resolvers", &self.resolvers)?;
@@ -268,12 +277,12 @@ impl MesosDnsConfig {
     }
 
     /// Something to serve, and somewhere to get the state from.
-    fn validate_sources(&self) -> Result<(), ConfigError> {
+    fn validate_sources(&self, masters_required: bool) -> Result<(), ConfigError> {
         if !self.dns_on && !self.http_on {
             return Err(ConfigError::NoServerEnabled);
         }
         match (self.masters.is_empty(), self.zk.is_empty()) {
-            (true, true) => Err(ConfigError::NoMasters),
+            (true, true) if masters_required => Err(ConfigError::NoMasters),
             (true, false) => Err(ConfigError::ZkUnsupported {
                 zk: self.zk.clone(),
             }),
@@ -357,6 +366,7 @@ mod render;
 mod validate;
 
 use decode::*;
+pub(crate) use validate::validate_masters;
 use validate::*;
 
 #[cfg(test)]

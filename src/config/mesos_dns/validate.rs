@@ -16,7 +16,7 @@ pub(super) fn is_domain_name(name: &str) -> bool {
 }
 
 /// Masters must be unique `host:port` pairs; IP hosts are compared by address.
-pub(super) fn validate_masters(masters: &[String]) -> Result<(), ConfigError> {
+pub(crate) fn validate_masters(masters: &[String]) -> Result<(), ConfigError> {
     let mut seen = HashSet::new();
     for master in masters {
         let key = normalize_master(master).map_err(|reason| ConfigError::InvalidMaster {

@@ -1,0 +1,63 @@
+//! This node's own origin, `node/<name>`: the registrations it accepted and the tasks its Mesos
+//! agent runs, published together as one fragment. The node is the only writer of that origin,
+//! so two sources on one node must go out as one document, never one overwriting the other.
+
+use std::sync::Mutex;
+
+use beacon_catalog::Catalog;
+
+use crate::cluster::Sink;
+use crate::origins::node_origin;
+
+/// The two parts of the node's fragment, and where it is published.
+pub struct NodeOrigin {
+    node: String,
+    sink: Sink,
+    parts: Mutex<Parts>,
+}
+
+#[derive(Default)]
+struct Parts {
+    registrations: Catalog,
+    agent_tasks: Catalog,
+}
+
+impl NodeOrigin {
+    /// The origin of `node`, published through `sink`.
+    pub fn new(node: String, sink: Sink) -> Self {
+        Self {
+            node,
+            sink,
+            parts: Mutex::new(Parts::default()),
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Replaces the registrations' part and publishes. Blocking: call it from a blocking thread.
+    pub fn set_registrations(&self, part: Catalog) -> Result<(), String> {
+        self.update(|parts| parts.registrations = part)
+    }
+
+    /// Replaces the local agent's tasks and publishes. Blocking.
+    pub fn set_agent_tasks(&self, part: Catalog) -> Result<(), String> {
+        self.update(|parts| parts.agent_tasks = part)
+    }
+
+    /// Publishes the fragment as it stands (an empty one at start, so that a node with no
+    /// other source is ready and known to the cluster). Blocking.
+    pub fn publish(&self) -> Result<(), String> {
+        self.update(|_| {})
+    }
+
+    fn update(&self, edit: impl FnOnce(&mut Parts)) -> Result<(), String> {
+        // The lock is held through publishing, so fragments go out in the order of the edits.
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        edit(&mut parts);
+        let fragment = Catalog::merge([&parts.registrations, &parts.agent_tasks]);
+        self.sink.set(&node_origin(&self.node), fragment)
+    }
+}
