@@ -5,6 +5,9 @@
 //! source (see [`mesos`]) and handed to consumers (the DNS record generator, the HTTP API) behind an
 //! `Arc`, so a query never waits for an update.
 //!
+//! [`vip`] reads the VIPs that tasks declare (DC/OS Minuteman labels) into a sorted table and
+//! gives named VIPs their addresses.
+//!
 //! This crate does no I/O and has no async code: parsing is pure, and hostname resolution is done
 //! by the caller, which fills [`Catalog::host_ips`].
 
@@ -13,6 +16,7 @@
 pub mod mesos;
 mod model;
 pub mod registration;
+pub mod vip;
 
 pub use model::{
     Agent, Catalog, Discovery, DiscoveryPort, Framework, Label, NetworkInfo, Pid, PortRange,
