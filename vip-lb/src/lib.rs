@@ -1,4 +1,10 @@
-//! Beacon's VIP load balancer userspace (aya): not built yet.
+//! Beacon's VIP load balancer, userspace side.
 //!
-//! This crate will load the BPF programs of `ebpf/` and keep their maps in step with the catalog
-//! (issue 4). It is empty today; nothing depends on it.
+//! Today it holds the pure part: [`maglev`] builds the consistent-hashing table a VIP's packets
+//! are spread with, identically on every node given the same backends. It does not load BPF
+//! programs or touch maps yet (that comes with aya, issue 4's data-plane half), and it does not
+//! decide which backends a VIP has: `beacon_catalog::vip` does.
+
+#![warn(missing_docs)]
+
+pub mod maglev;
