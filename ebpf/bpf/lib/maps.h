@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map, defined once (BTF-style). Userspace fills the first three by diffing desired
+ * state against what is there; the LRU tables belong to the data plane; the counters are read.
+ *
+ *   beacon_vips          HASH    vip_key -> vip_info                 userspace writes
+ *   beacon_rings         ARRAY   u32 [MAX_VIPS * RING_SIZE] -> u32   userspace writes (Maglev)
+ *   beacon_backends      ARRAY   u32 backend id -> backend           userspace writes
+ *   beacon_flows         LRU     flow_key (client->VIP) -> backend_ref      XDP
+ *   beacon_revnat        LRU     flow_key (backend->client) -> vip_endpoint XDP writes, tc reads
+ *   beacon_sock_rev      LRU     sock_rev_key -> vip_endpoint        connect/sendmsg write,
+ *                                                                    recvmsg/getpeername read
+ *   beacon_sock_conn     LRU     u64 cookie -> backend_ref           connect (UDP) writes,
+ *                                                                    the UDP iterator reads
+ *   beacon_vip_stats     PERCPU_ARRAY [MAX_VIPS] -> lb_counters
+ *   beacon_backend_stats PERCPU_ARRAY [MAX_BACKENDS] -> lb_counters
+ *   beacon_stats         PERCPU_ARRAY [BEACON_STAT_MAX] -> u64
+ *
+ * Ring row i (VIP index i) is entries [i * RING_SIZE, (i + 1) * RING_SIZE): one array for all
+ * VIPs keeps the lookup a single array access (Katran does the same) at the cost of memory for
+ * unused rows. A slot holds a backend id; 0 means "no backend" and a row of zeros is a VIP
+ * without backends.
+ */
+#ifndef BEACON_MAPS_H
+#define BEACON_MAPS_H
+
+#include "common.h"
+#include "consts.h"
+#include "types.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vip_key);
+	__type(value, struct vip_info);
+	__uint(max_entries, BEACON_MAX_VIPS);
+} beacon_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, BEACON_MAX_VIPS * BEACON_RING_SIZE);
+} beacon_rings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct backend);
+	__uint(max_entries, BEACON_MAX_BACKENDS);
+} beacon_backends SEC(".maps");
+
+/*
+ * The flow table. One LRU hash with per-CPU LRU lists (BPF_F_NO_COMMON_LRU): eviction and the
+ * free list are per CPU, so CPUs do not contend on one LRU lock (what Katran gets from one map
+ * per CPU), while lookups see every CPU's entries, so a flow keeps its backend even when RSS,
+ * generic XDP or a veth's NAPI moves it to another CPU. Each CPU can hold about
+ * max_entries / nr_cpus flows before it evicts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flow_key);
+	__type(value, struct backend_ref);
+	__uint(max_entries, BEACON_FLOW_TABLE_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+} beacon_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flow_key);
+	__type(value, struct vip_endpoint);
+	__uint(max_entries, BEACON_FLOW_TABLE_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+} beacon_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sock_rev_key);
+	__type(value, struct vip_endpoint);
+	__uint(max_entries, BEACON_SOCK_TABLE_SIZE);
+} beacon_sock_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u64);
+	__type(value, struct backend_ref);
+	__uint(max_entries, BEACON_SOCK_TABLE_SIZE);
+} beacon_sock_conn SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lb_counters);
+	__uint(max_entries, BEACON_MAX_VIPS);
+} beacon_vip_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lb_counters);
+	__uint(max_entries, BEACON_MAX_BACKENDS);
+} beacon_backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, BEACON_STAT_MAX);
+} beacon_stats SEC(".maps");
+
+#endif /* BEACON_MAPS_H */

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Socket load balancing, keyed helpers for sock_lb.c: translate a destination VIP to a backend
+ * at connect()/sendmsg() and a backend source back to the VIP at recvmsg()/getpeername().
+ *
+ * The socket talks to the backend directly, so there is no per-packet NAT and no flow table
+ * (Cilium's socket-LB, research/ebpf-lb.md §2). The reverse map is keyed by socket cookie and
+ * backend address: one entry for a connected socket, one per backend for an unconnected UDP
+ * socket. A connected UDP socket is also recorded by cookie alone (beacon_sock_conn) so the
+ * UDP iterator in sock_destroy.c can find and destroy it when its backend is removed.
+ */
+#ifndef BEACON_SOCK_H
+#define BEACON_SOCK_H
+
+#include "counters.h"
+#include "hash.h"
+#include "lb.h"
+
+/* Socket hooks: 1 lets the call proceed, 0 fails it (with the errno set by bpf_set_retval). */
+#define SYS_PROCEED 1
+#define SYS_REJECT 0
+
+/* The destination of a socket call, in the family the VIP table uses. */
+struct sock_dest {
+	union beacon_addr addr;
+	__be16 port;
+	__u8 proto;
+	__u8 family;
+};
+
+static __always_inline void sock_rev_key_fill(struct sock_rev_key *key, __u64 cookie,
+					      const union beacon_addr *addr, __be16 port,
+					      __u8 family)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->cookie = cookie;
+	key->addr = *addr;
+	key->port = port;
+	key->family = family;
+}
+
+/*
+ * Translates a destination. Returns 1 and rewrites *dest to the backend if it was a VIP,
+ * 0 if it is not a VIP (left alone), -ECONNREFUSED if it is a VIP without a usable backend.
+ * `pin_udp` records a connected UDP socket for the destroy iterator.
+ */
+static __always_inline int sock_xlate_fwd(__u64 cookie, struct sock_dest *dest, int pin_udp)
+{
+	struct vip_info *vip = vip_lookup(&dest->addr, dest->port, dest->proto, dest->family);
+	struct vip_endpoint ep = {};
+	struct sock_rev_key rkey;
+	struct backend_ref ref;
+	struct backend *be;
+	int new_flow = 0;
+
+	if (!vip || (vip->flags & BEACON_VIP_F_NO_SOCK_LB))
+		return 0;
+	be = pick_backend(vip->index, cookie_hash(cookie), dest->family, &ref);
+	if (!be) {
+		count_vip_miss(vip->index);
+		stat_inc(BEACON_STAT_SOCK_NO_BACKEND);
+		return -ECONNREFUSED;
+	}
+	sock_rev_key_fill(&rkey, cookie, &be->addr, be->port, dest->family);
+	/* sendmsg() runs per datagram: only write the reverse entry when it is missing. */
+	if (!bpf_map_lookup_elem(&beacon_sock_rev, &rkey)) {
+		ep.addr = dest->addr;
+		ep.port = dest->port;
+		ep.family = dest->family;
+		bpf_map_update_elem(&beacon_sock_rev, &rkey, &ep, BPF_ANY);
+		new_flow = 1;
+	}
+	if (pin_udp)
+		bpf_map_update_elem(&beacon_sock_conn, &cookie, &ref, BPF_ANY);
+	count_forward(vip->index, ref.id, 0, new_flow);
+	stat_inc(BEACON_STAT_SOCK_XLATE);
+	dest->addr = be->addr;
+	dest->port = be->port;
+	return 1;
+}
+
+/*
+ * Translates a peer (recvmsg source, getpeername result) back. Returns 1 and rewrites *peer
+ * to the VIP endpoint if this socket reached the peer through a VIP, else 0.
+ */
+static __always_inline int sock_xlate_rev(__u64 cookie, struct sock_dest *peer)
+{
+	struct sock_rev_key rkey;
+	struct vip_endpoint *ep;
+
+	sock_rev_key_fill(&rkey, cookie, &peer->addr, peer->port, peer->family);
+	ep = bpf_map_lookup_elem(&beacon_sock_rev, &rkey);
+	if (!ep)
+		return 0;
+	stat_inc(BEACON_STAT_SOCK_REVNAT);
+	peer->addr = ep->addr;
+	peer->port = ep->port;
+	return 1;
+}
+
+#endif /* BEACON_SOCK_H */

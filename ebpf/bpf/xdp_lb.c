@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * beacon_xdp_lb: destination NAT of packets to a VIP, at XDP on the interface clients' packets
+ * arrive on (e.g. the host side of a client namespace's veth).
+ *
+ * Client -> VIP:port becomes client -> backend:port in place, with checksums updated, and is
+ * passed to the kernel (XDP_PASS), which routes it to the backend, local or remote. The flow
+ * table pins each 5-tuple to its backend; beacon_revnat remembers how to undo the translation
+ * for replies, which beacon_tc_revnat (tc_revnat.c) does on the way back out.
+ *
+ * Anything this program does not translate passes untouched; see lib/parse.h for what is out
+ * of scope (fragments, IP options, IPv6 extension headers, ICMP errors, VLANs).
+ */
+#include "lib/flow.h"
+#include "lib/nat.h"
+#include "lib/parse.h"
+
+SEC("xdp")
+int beacon_xdp_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct backend_ref ref;
+	struct vip_info *vip;
+	struct backend *be;
+	struct packet pkt;
+	int reason;
+	int result;
+
+	stat_inc(BEACON_STAT_XDP_PACKETS);
+	reason = parse_packet(data, data_end, &pkt);
+	if (reason) {
+		stat_inc(reason);
+		return XDP_PASS;
+	}
+	vip = vip_lookup(&pkt.flow.dst, pkt.flow.dport, pkt.flow.proto, pkt.flow.family);
+	if (!vip || (vip->flags & BEACON_VIP_F_NO_PACKET_LB)) {
+		stat_inc(BEACON_STAT_XDP_NOT_VIP);
+		return XDP_PASS;
+	}
+	result = flow_backend(&pkt.flow, vip, &be, &ref);
+	if (result < 0) {
+		count_vip_miss(vip->index);
+		stat_inc(BEACON_STAT_XDP_NO_BACKEND);
+		return XDP_PASS;
+	}
+	stat_inc(result == FLOW_HIT	 ? BEACON_STAT_XDP_FLOW_HIT
+		 : result == FLOW_NEW ? BEACON_STAT_XDP_FLOW_NEW
+				      : BEACON_STAT_XDP_FLOW_RESELECT);
+	xdp_dnat(&pkt, data_end, be);
+	count_forward(vip->index, ref.id, data_end - data, result != FLOW_HIT);
+	return XDP_PASS;
+}
