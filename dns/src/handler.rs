@@ -14,6 +14,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::forward::{Forwarded, Forwarder};
+use crate::l4lb;
 use crate::metrics::DnsMetrics;
 use crate::response::{fit, udp_edns};
 use crate::zone::Zone;
@@ -100,8 +101,10 @@ impl DnsHandler {
         let qtype = info.query.query_type();
         let name = info.query.name();
         let zone = self.zone.load();
-        let in_domain =
-            self.origin.zone_of(name) || zone.as_ref().is_some_and(|z| z.contains(name));
+        // The l4lb zones are ours even before the first load: SERVFAIL then, never forwarded.
+        let in_domain = self.origin.zone_of(name)
+            || l4lb::covers(name)
+            || zone.as_ref().is_some_and(|z| z.contains(name));
         if !in_domain {
             return (Some(qtype), self.forward(request, name, rh).await);
         }

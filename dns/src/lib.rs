@@ -4,11 +4,14 @@
 //! [`records::RecordSet`] (pure, the Mesos-DNS naming rules); [`zone::Zone`] indexes it for
 //! queries and decides every answer (pure, the Mesos-DNS reply rules plus Beacon's fixes);
 //! [`server`] puts a zone behind hickory-server sockets and forwards other names upstream.
+//! [`l4lb`] answers the names of named VIPs (`<name>.<framework>.l4lb.thisdcos.directory`) from
+//! the list of VIPs the agent has programmed ([`zone::Zone::with_vips`]).
 
 #![warn(missing_docs)]
 
 pub mod forward;
 pub mod handler;
+pub mod l4lb;
 pub mod labels;
 pub mod metrics;
 pub mod records;

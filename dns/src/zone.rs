@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV};
@@ -15,6 +16,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use crate::l4lb::{self, L4lb, L4lbSoa, PublishedVip};
 use crate::records::RecordSet;
 
 /// How the zone answers: the Mesos-DNS settings it reads plus Beacon's fixes.
@@ -60,7 +62,7 @@ pub struct Answer<'z> {
 
 /// The records of one owner name, compactly: records are made when answered (a hickory
 /// `Record` is 272 bytes before its names, and a zone holds a hundred thousand of them).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Node {
     a: Vec<Ipv4Addr>,
     aaaa: Vec<Ipv6Addr>,
@@ -88,14 +90,19 @@ impl Node {
     }
 }
 
-/// An immutable, query-ready zone.
+/// An immutable, query-ready zone: the Mesos domain, its reverse names, and the l4lb zones of
+/// named VIPs ([`l4lb`]).
+///
+/// The Mesos part is shared between zones that differ only in their VIPs
+/// ([`with_vips`](Self::with_vips)), so publishing a new VIP list does not rebuild it.
 #[derive(Debug)]
 pub struct Zone {
     config: ZoneConfig,
     origin: LowerName,
-    nodes: HashMap<LowerName, Node>,
+    nodes: Arc<HashMap<LowerName, Node>>,
     /// SRV and PTR targets, each stored once.
-    targets: Vec<LowerName>,
+    targets: Arc<Vec<LowerName>>,
+    l4lb: L4lb,
     soa: SOA,
     ns_target: Name,
     /// Names generated that cannot be served: not valid DNS names (a label over 63 octets) or
@@ -104,7 +111,8 @@ pub struct Zone {
 }
 
 impl Zone {
-    /// Indexes `records` for serving.
+    /// Indexes `records` for serving, with no named VIP published (every l4lb name is NXDOMAIN
+    /// until [`with_vips`](Self::with_vips)).
     pub fn new(records: &RecordSet, config: ZoneConfig) -> Result<Self, ZoneError> {
         let origin = parse_name(&format!("{}.", config.domain))?;
         let mname = parse_name(&config.soa_mname)?;
@@ -118,10 +126,12 @@ impl Zone {
             clamp_i32(config.soa_expire),
             config.ttl,
         );
+        let l4lb = L4lb::new(&[], l4lb_soa(&config, &soa.mname, &soa.rname));
         let mut zone = Self {
             origin: LowerName::new(&origin),
-            nodes: HashMap::with_capacity(records.a.len() + records.srv.len()),
-            targets: Vec::new(),
+            nodes: Arc::new(HashMap::with_capacity(records.a.len() + records.srv.len())),
+            targets: Arc::new(Vec::new()),
+            l4lb,
             soa,
             ns_target: mname,
             skipped: 0,
@@ -154,19 +164,41 @@ impl Zone {
         Ok(zone)
     }
 
+    /// This zone with `vips` as the named VIPs of the l4lb zones, in place of any before. Pass
+    /// only VIPs the data plane has programmed: a name must not resolve before its address
+    /// routes. The Mesos part is shared, not copied.
+    pub fn with_vips(&self, vips: &[PublishedVip]) -> Self {
+        let soa = l4lb_soa(&self.config, &self.soa.mname, &self.soa.rname);
+        Self {
+            config: self.config.clone(),
+            origin: self.origin.clone(),
+            nodes: self.nodes.clone(),
+            targets: self.targets.clone(),
+            l4lb: L4lb::new(vips, soa),
+            soa: self.soa.clone(),
+            ns_target: self.ns_target.clone(),
+            skipped: self.skipped,
+        }
+    }
+
     /// Number of generated names that could not be served (see [`Zone`]).
     pub fn skipped(&self) -> usize {
         self.skipped
     }
 
-    /// Whether `name` is at or under the origin, or is a reverse name this zone answers.
+    /// Whether `name` is at or under the origin or an l4lb zone, or is a reverse name this zone
+    /// answers.
     pub fn contains(&self, name: &LowerName) -> bool {
         self.origin.zone_of(name)
+            || l4lb::covers(name)
             || (self.config.ptr_records && self.nodes.get(name).is_some_and(|n| !n.ptr.is_empty()))
     }
 
     /// Answers `qtype` for `qname`, spelled as the client sent it.
     pub fn answer(&self, qname: &Name, qtype: RecordType, rng: &mut impl Rng) -> Answer<'_> {
+        if l4lb::covers(&LowerName::new(qname)) {
+            return self.l4lb.answer(qname, qtype);
+        }
         let key = normalise(qname);
         let found = self.nodes.get_key_value(&key);
         let node = found.map(|(_, n)| n);
@@ -338,7 +370,11 @@ impl Zone {
             false => Name::from_ascii(name).ok(),
         };
         match parsed {
-            Some(parsed) => fill(self.nodes.entry(LowerName::new(&parsed)).or_default()),
+            Some(parsed) => fill(
+                Arc::make_mut(&mut self.nodes)
+                    .entry(LowerName::new(&parsed))
+                    .or_default(),
+            ),
             None => self.skipped += 1,
         }
     }
@@ -350,7 +386,7 @@ impl Zone {
         }
         let parsed = Name::from_ascii(name).ok()?;
         let i = u32::try_from(self.targets.len()).ok()?;
-        self.targets.push(LowerName::new(&parsed));
+        Arc::make_mut(&mut self.targets).push(LowerName::new(&parsed));
         interned.insert(name, i);
         Some(i)
     }
@@ -374,8 +410,7 @@ impl Zone {
             let Some(t) = self.intern(interned, name) else {
                 continue;
             };
-            let node = self
-                .nodes
+            let node = Arc::make_mut(&mut self.nodes)
                 .entry(LowerName::new(&Name::from(ip)))
                 .or_default();
             if !node.ptr.contains(&t) {
@@ -399,8 +434,9 @@ impl Zone {
             }
         }
         missing.push(self.origin.clone());
+        let nodes = Arc::make_mut(&mut self.nodes);
         for name in missing {
-            self.nodes.entry(name).or_default();
+            nodes.entry(name).or_default();
         }
     }
 }
@@ -436,6 +472,18 @@ fn normalise(qname: &Name) -> LowerName {
     Name::from_ascii(&text)
         .map(|n| LowerName::new(&n))
         .unwrap_or(lower)
+}
+
+/// The SOA of the l4lb zones: the Mesos domain's server names, serial and timers.
+fn l4lb_soa(config: &ZoneConfig, mname: &Name, rname: &Name) -> L4lbSoa {
+    L4lbSoa {
+        mname: mname.clone(),
+        rname: rname.clone(),
+        serial: config.serial,
+        refresh: clamp_i32(config.soa_refresh),
+        retry: clamp_i32(config.soa_retry),
+        expire: clamp_i32(config.soa_expire),
+    }
 }
 
 fn clamp_i32(v: u32) -> i32 {

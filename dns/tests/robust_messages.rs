@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use beacon_catalog::mesos::parse_state;
+use beacon_catalog::vip::VipName;
 use beacon_dns::forward::{ForwardConfig, Forwarder};
 use beacon_dns::handler::{DnsHandler, HandlerSettings, SharedZone};
+use beacon_dns::l4lb::PublishedVip;
 use beacon_dns::labels::LabelSpec;
 use beacon_dns::metrics::DnsMetrics;
 use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, Srv, generate};
@@ -142,7 +144,15 @@ static ZONE_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
 static HANDLERS: LazyLock<Vec<Served>> = LazyLock::new(|| {
     vec![
         served(
-            Some(Zone::new(&RECORDS, zone_config(false, true)).unwrap()),
+            Some(
+                Zone::new(&RECORDS, zone_config(false, true))
+                    .unwrap()
+                    .with_vips(&[PublishedVip {
+                        name: VipName::new("/web", "marathon").unwrap(),
+                        v4: Some(Ipv4Addr::new(11, 1, 2, 3)),
+                        v6: Some("fd01:c::1".parse().unwrap()),
+                    }]),
+            ),
             HandlerSettings {
                 recurse_on: false,
                 set_truncate_bit: true,
@@ -486,8 +496,9 @@ fn check(served: &Served, asked: Asked) -> Result<(), TestCaseError> {
     let query = &request.queries[0];
     let name = LowerName::new(query.name());
     let origin = LowerName::new(&Name::from_ascii("mesos.").unwrap());
-    let in_domain =
-        origin.zone_of(&name) || served.zone.as_ref().is_some_and(|z| z.contains(&name));
+    let in_domain = origin.zone_of(&name)
+        || beacon_dns::l4lb::covers(&name)
+        || served.zone.as_ref().is_some_and(|z| z.contains(&name));
     if !in_domain || query.query_class() != DNSClass::IN {
         // Out of the domain with forwarding off, or not class IN: REFUSED.
         prop_assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
@@ -542,7 +553,11 @@ fn check(served: &Served, asked: Asked) -> Result<(), TestCaseError> {
     // the question's without `*` labels).
     for record in &reply.answers {
         let owner = LowerName::new(&record.name);
-        prop_assert!(origin.zone_of(&owner) || record.record_type() == RecordType::PTR);
+        prop_assert!(
+            origin.zone_of(&owner)
+                || beacon_dns::l4lb::covers(&owner)
+                || record.record_type() == RecordType::PTR
+        );
     }
     Ok(())
 }
@@ -578,6 +593,11 @@ fn base_name() -> impl Strategy<Value = String> {
         "example.com.",
         "mesos.example.com.",
         ".",
+        "web.marathon.l4lb.thisdcos.directory.",
+        "web.marathon.dclb.thisdcos.global.",
+        "marathon.l4lb.thisdcos.global.",
+        "l4lb.thisdcos.directory.",
+        "nope.marathon.l4lb.thisdcos.directory.",
     ])
     .prop_map(str::to_string);
     prop_oneof![
