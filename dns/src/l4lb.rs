@@ -16,15 +16,21 @@
 //! The names in between (`<framework>.l4lb.thisdcos.directory`, the apex) exist without records:
 //! NODATA, so an RFC 8020 resolver does not deny the VIPs below them.
 //!
+//! The agent feeds it in this order: `beacon_catalog::vip::extract` the catalog's VIPs;
+//! allocate addresses over **all** of them (`VipTable::named_addresses`, so an address never
+//! depends on what is programmed yet); program the data plane; then build
+//! `zone.with_vips(&published_vips(&programmed, &addresses))`, where `programmed` is the table
+//! cut down to the keys the data plane accepted, and swap the new zone in.
+//!
 //! TTLs are dcos-net's: 5 s on records, and a negative-caching TTL of 1 s (the SOA minimum), so a
 //! VIP that appears resolves within a second at clients that asked for it too early.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use beacon_catalog::vip::{L4LB_ZONE, VipName};
+use beacon_catalog::vip::{L4LB_ZONE, NamedAddresses, VipAddress, VipName, VipTable};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -54,6 +60,32 @@ pub struct PublishedVip {
     pub v4: Option<Ipv4Addr>,
     /// Its IPv6 address, when it has IPv6 backends programmed (an AAAA record).
     pub v6: Option<Ipv6Addr>,
+}
+
+/// The named VIPs of `table` to publish, with their `addresses`: an A record when some backend of
+/// the name (any protocol or port) is IPv4, an AAAA record when some backend is IPv6, as dcos-net
+/// split them (`research/dcos-net.md` §1.4). Pass a table holding only the VIPs the data plane
+/// has programmed. Sorted by name.
+pub fn published_vips(table: &VipTable, addresses: &NamedAddresses) -> Vec<PublishedVip> {
+    let mut out: BTreeMap<&VipName, PublishedVip> = BTreeMap::new();
+    for (key, backends) in &table.vips {
+        let VipAddress::Named(name) = &key.address else {
+            continue;
+        };
+        let (v4, v6) = addresses.get(name);
+        let entry = out.entry(name).or_insert_with(|| PublishedVip {
+            name: name.clone(),
+            v4: None,
+            v6: None,
+        });
+        if backends.iter().any(|b| b.ip.is_ipv4()) {
+            entry.v4 = entry.v4.or(v4);
+        }
+        if backends.iter().any(|b| b.ip.is_ipv6()) {
+            entry.v6 = entry.v6.or(v6);
+        }
+    }
+    out.into_values().collect()
 }
 
 /// The SOA fields the l4lb zones share with the Mesos domain.

@@ -173,3 +173,64 @@ fn alias_names_too_long_for_the_canonical_zone_are_nxdomain() {
     let nx = ask(&z, &long, RecordType::A);
     assert_eq!(nx.rcode, ResponseCode::NXDomain);
 }
+
+#[test]
+fn published_vips_split_families_by_backend() {
+    use beacon_catalog::vip::{Backend, Protocol, VipAddress, VipKey, VipTable};
+    let backend = |ip: &str| Backend {
+        ip: ip.parse().unwrap(),
+        port: 80,
+        weight: 1,
+        node: "n1".into(),
+        agent_ip: None,
+    };
+    let key = |name: &str, protocol, port| VipKey {
+        protocol,
+        address: VipAddress::Named(VipName::new(name, "marathon").unwrap()),
+        port,
+    };
+    let mut table = VipTable::default();
+    table
+        .vips
+        .insert(key("web", Protocol::Tcp, 80), vec![backend("10.0.0.1")]);
+    table
+        .vips
+        .insert(key("web", Protocol::Udp, 53), vec![backend("fd00::1")]);
+    table
+        .vips
+        .insert(key("db", Protocol::Tcp, 5432), vec![backend("10.0.0.2")]);
+    table.vips.insert(
+        VipKey {
+            protocol: Protocol::Tcp,
+            address: VipAddress::Ip("10.9.9.9".parse().unwrap()),
+            port: 80,
+        },
+        vec![backend("10.0.0.3")],
+    );
+    let addresses = table.named_addresses();
+    let published = published_vips(&table, &addresses);
+    let web = VipName::new("web", "marathon").unwrap();
+    let db = VipName::new("db", "marathon").unwrap();
+    assert_eq!(
+        published,
+        [
+            PublishedVip {
+                name: db.clone(),
+                v4: Some(db.home_v4()),
+                v6: None,
+            },
+            PublishedVip {
+                name: web.clone(),
+                v4: Some(web.home_v4()),
+                v6: Some(web.home_v6()),
+            },
+        ]
+    );
+    let z = zone(&published);
+    assert_eq!(
+        ask(&z, "db.marathon.l4lb.thisdcos.directory.", RecordType::A)
+            .answers
+            .len(),
+        1
+    );
+}
