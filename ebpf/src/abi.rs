@@ -351,8 +351,14 @@ pub fn ring_index(vip_index: u32, slot: u32) -> u32 {
     vip_index * RING_SIZE + slot
 }
 
+/// The ring slot a hash lands on (`pick_backend()` in `bpf/lib/lb.h`): multiply-shift,
+/// `hash * RING_SIZE / 2^32`, which is uniform and needs no division.
+pub fn ring_slot(hash: u32) -> u32 {
+    ((u64::from(hash) * u64::from(RING_SIZE)) >> 32) as u32
+}
+
 /// `flow_hash()` of `bpf/lib/hash.h`: the hash XDP uses to pick a ring slot for a new flow
-/// (`flow_hash(..) % RING_SIZE`, then up to [`PICK_PROBES`] slots on).
+/// ([`ring_slot`], then up to [`PICK_PROBES`] slots on).
 pub fn flow_hash(key: &FlowKey, seed: u32) -> u32 {
     let word = |bytes: &[u8; 16], i: usize| {
         u32::from_ne_bytes([

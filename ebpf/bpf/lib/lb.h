@@ -52,7 +52,8 @@ static __always_inline struct backend *backend_ref_get(const struct backend_ref 
 static __always_inline struct backend *pick_backend(__u32 vip_index, __u32 hash, __u8 family,
 						    struct backend_ref *ref)
 {
-	__u32 slot = hash % BEACON_RING_SIZE;
+	/* Multiply-shift maps the hash onto [0, RING_SIZE) without a division (Lemire). */
+	__u32 slot = ((__u64)hash * BEACON_RING_SIZE) >> 32;
 	__u32 row = vip_index * BEACON_RING_SIZE;
 
 	if (vip_index >= BEACON_MAX_VIPS)

@@ -122,7 +122,7 @@ impl Maps<'_> {
     /// The backend the data plane's model picks for a new flow: the Rust mirror of the hash,
     /// then the ring, skipping backends that take no new flows.
     pub fn model_pick(&self, vip_index: u32, flow: &FlowKey) -> Option<u32> {
-        let mut slot = abi::flow_hash(flow, 0) % RING_SIZE;
+        let mut slot = abi::ring_slot(abi::flow_hash(flow, 0));
         for _ in 0..abi::PICK_PROBES {
             let id = self.ring_slot(vip_index, slot);
             if id == 0 {
