@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::net::SocketAddr;
+
 use aya::{
     Ebpf, TestRun, TestRunOptions,
     programs::{SchedClassifier, Xdp},
@@ -30,10 +32,12 @@ const SOCKONLY: u32 = 5; // 10.100.0.3:80/tcp, packet LB off
 
 fn setup() -> Ebpf {
     let mut bpf = load();
-    for name in [abi::programs::XDP_LB] {
-        let p: &mut Xdp = bpf.program_mut(name).unwrap().try_into().unwrap();
-        p.load().unwrap();
-    }
+    let p: &mut Xdp = bpf
+        .program_mut(abi::programs::XDP_LB)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    p.load().unwrap();
     let p: &mut SchedClassifier = bpf
         .program_mut(abi::programs::TC_REVNAT)
         .unwrap()
@@ -97,16 +101,14 @@ where
 }
 
 /// Sends `pkt` through XDP and returns the backend id it went to (from the output's address).
-fn forward(bpf: &mut Ebpf, pkt: &Packet) -> SocketAddrOf {
+fn forward(bpf: &mut Ebpf, pkt: &Packet) -> SocketAddr {
     let (verdict, out) = run_xdp(bpf, &pkt.build());
     assert_eq!(verdict, XDP_PASS);
     verify_checksums(&out).unwrap();
     frame_dst(&out)
 }
 
-type SocketAddrOf = std::net::SocketAddr;
-
-fn backend_addr(bpf: &mut Ebpf, id: u32) -> SocketAddrOf {
+fn backend_addr(bpf: &mut Ebpf, id: u32) -> SocketAddr {
     Maps(bpf).backend_get(id).socket_addr()
 }
 
