@@ -91,7 +91,7 @@ impl Agent {
             false => vec![MESOS_MASTER.to_string()],
         };
         let origins = Arc::new(Origins::new(required, publisher.clone(), current.clone()));
-        let gossip = crate::cluster::start(&config, origins.clone())
+        let gossip = crate::cluster::start(&config, origins.clone(), &registry)
             .await
             .map_err(|reason| AgentError::Config {
                 key: "cluster",

@@ -43,10 +43,12 @@ impl Sink {
     }
 }
 
-/// Starts gossip for `config`'s `[cluster]`, or `None` when it is off.
+/// Starts gossip for `config`'s `[cluster]`, or `None` when it is off. The convergence-lag
+/// histogram goes into `registry`.
 pub async fn start(
     config: &Config,
     origins: Arc<Origins>,
+    registry: &prometheus::Registry,
 ) -> Result<Option<(Gossip, std::net::SocketAddr)>, String> {
     let cluster = &config.cluster;
     let Some(listen) = cluster.listen_addr().map_err(|e| e.to_string())? else {
@@ -70,7 +72,8 @@ pub async fn start(
             .await
             .map_err(|e| e.to_string())?;
     }
-    tokio::spawn(replicate(gossip.clone(), events, origins));
+    let lag = Lag::new(registry, name).map_err(|e| e.to_string())?;
+    tokio::spawn(replicate(gossip.clone(), events, origins, lag));
     tracing::info!(%addr, node = %name, cluster = %cluster.name, "gossip started");
     Ok(Some((gossip, addr)))
 }
@@ -83,7 +86,12 @@ pub async fn members(gossip: &Gossip) -> Vec<MemberState> {
 /// Rebuilds the origins from the store whenever an origin changes or is withdrawn. Fragments
 /// are decoded once per version: the master's state runs to megabytes, and a registration
 /// elsewhere must not make every node parse it again.
-async fn replicate(gossip: Gossip, mut events: mpsc::Receiver<Event>, origins: Arc<Origins>) {
+async fn replicate(
+    gossip: Gossip,
+    mut events: mpsc::Receiver<Event>,
+    origins: Arc<Origins>,
+    lag: Lag,
+) {
     let mut decoded: Decoded = BTreeMap::new();
     while let Some(event) = events.recv().await {
         match &event {
@@ -105,14 +113,15 @@ async fn replicate(gossip: Gossip, mut events: mpsc::Receiver<Event>, origins: A
         };
         let origins = origins.clone();
         let rebuild = tokio::task::spawn_blocking(move || {
-            let all = decode(&mut decoded, records);
-            (origins.replace_all(all), decoded)
+            let (all, changed) = decode(&mut decoded, records);
+            (origins.replace_all(all), decoded, changed)
         });
         match rebuild.await {
-            Ok((result, kept)) => {
+            Ok((result, kept, changed)) => {
                 decoded = kept;
-                if let Err(error) = result {
-                    tracing::warn!(%error, "could not publish the cluster's catalog");
+                match result {
+                    Ok(_) => lag.observe(&changed),
+                    Err(error) => tracing::warn!(%error, "could not publish the cluster's catalog"),
                 }
             }
             Err(error) => {
@@ -126,11 +135,15 @@ async fn replicate(gossip: Gossip, mut events: mpsc::Receiver<Event>, origins: A
 /// Decoded fragments by origin, with the version they were decoded from.
 type Decoded = BTreeMap<Origin, (Version, Arc<Catalog>)>;
 
-/// The fragments of `records`, decoding only origins whose version changed; `decoded` is left
-/// holding exactly the visible origins.
-fn decode(decoded: &mut Decoded, records: Vec<(Origin, Record)>) -> BTreeMap<String, Arc<Catalog>> {
+/// The fragments of `records`, decoding only origins whose version changed, and the origins
+/// that changed; `decoded` is left holding exactly the visible origins.
+fn decode(
+    decoded: &mut Decoded,
+    records: Vec<(Origin, Record)>,
+) -> (BTreeMap<String, Arc<Catalog>>, Vec<(Origin, Version)>) {
     let mut all = BTreeMap::new();
     let mut kept = Decoded::new();
+    let mut changed = Vec::new();
     for (origin, record) in records {
         if record.payload.is_empty() {
             continue;
@@ -138,7 +151,10 @@ fn decode(decoded: &mut Decoded, records: Vec<(Origin, Record)>) -> BTreeMap<Str
         let fragment = match decoded.remove(&origin) {
             Some((version, fragment)) if version == record.version => fragment,
             _ => match serde_json::from_slice::<Catalog>(&record.payload) {
-                Ok(fragment) => Arc::new(fragment),
+                Ok(fragment) => {
+                    changed.push((origin.clone(), record.version));
+                    Arc::new(fragment)
+                }
                 Err(error) => {
                     tracing::warn!(?origin, %error, "ignored an undecodable fragment");
                     continue;
@@ -149,7 +165,47 @@ fn decode(decoded: &mut Decoded, records: Vec<(Origin, Record)>) -> BTreeMap<Str
         kept.insert(origin, (record.version, fragment));
     }
     *decoded = kept;
-    all
+    (all, changed)
+}
+
+/// `beacon_gossip_convergence_lag_seconds`: from a change's stamp on its writer's clock to its
+/// records being served here. It counts only changes made after this node started (what it
+/// finds in the cluster when it joins is old news, not lag) and not this node's own; it is as
+/// good as the nodes' clock synchronisation, and a negative difference counts as zero.
+struct Lag {
+    histogram: prometheus::Histogram,
+    own: Origin,
+    started: u64,
+}
+
+impl Lag {
+    fn new(registry: &prometheus::Registry, node: &str) -> prometheus::Result<Self> {
+        let histogram = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "beacon_gossip_convergence_lag_seconds",
+                "Time from a change on another node (its wall clock) to its records served here",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        registry.register(Box::new(histogram.clone()))?;
+        Ok(Self {
+            histogram,
+            own: Origin::Node(node.to_string()),
+            started: wall_millis(),
+        })
+    }
+
+    fn observe(&self, changed: &[(Origin, Version)]) {
+        let now = wall_millis();
+        for (origin, version) in changed {
+            if *origin != self.own && version.stamp >= self.started {
+                let ms = now.saturating_sub(version.stamp);
+                self.histogram.observe(ms as f64 / 1000.0);
+            }
+        }
+    }
 }
 
 fn to_gossip(origin: &str) -> Origin {

@@ -174,6 +174,13 @@ fn registrations_reach_every_node_and_leave_with_delete() {
             1
         );
     }
+    // The other nodes measured how long the change took to reach them.
+    let metrics = http_get(nodes[0].http, "/metrics").unwrap().text();
+    let lagged = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("beacon_gossip_convergence_lag_seconds_count "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(lagged.is_some_and(|n| n >= 1), "{metrics}");
     let deleted = http_request(nodes[1].http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
     assert_eq!(deleted.status, 204);
     for node in &nodes {
