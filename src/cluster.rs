@@ -132,6 +132,9 @@ async fn replicate(
     }
 }
 
+/// Fragments by origin name, as [`Origins::replace_all`] takes them.
+type Fragments = BTreeMap<String, Arc<Catalog>>;
+
 /// Decoded fragments by origin, with the version they were decoded from.
 type Decoded = BTreeMap<Origin, (Version, Arc<Catalog>)>;
 
@@ -140,7 +143,7 @@ type Decoded = BTreeMap<Origin, (Version, Arc<Catalog>)>;
 fn decode(
     decoded: &mut Decoded,
     records: Vec<(Origin, Record)>,
-) -> (BTreeMap<String, Arc<Catalog>>, Vec<(Origin, Version)>) {
+) -> (Fragments, Vec<(Origin, Version)>) {
     let mut all = BTreeMap::new();
     let mut kept = Decoded::new();
     let mut changed = Vec::new();
