@@ -5,6 +5,8 @@ mod api;
 mod cluster;
 mod conformance;
 mod forward;
+mod netns;
+mod partition;
 mod registrations;
 mod robustness;
 mod support;

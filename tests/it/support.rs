@@ -175,8 +175,13 @@ impl Agent {
     }
 }
 
-pub(crate) fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+pub(crate) fn wait_until(what: &str, ok: impl FnMut() -> bool) {
+    wait_for(what, Duration::from_secs(20), ok);
+}
+
+/// [`wait_until`] with another deadline.
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ok() {
             return;
