@@ -251,6 +251,18 @@ fn socket_lb_translates_and_shows_the_vip() {
         "tcp4-a,tcp4-b",
         "both backends of a 2-backend VIP serve"
     );
+    // Each connect picked the ring slot of its socket cookie, as the Rust model says.
+    let m = Maps(&mut bpf);
+    for pick in get("picks").split(',') {
+        let (cookie, reply) = pick.split_once(':').unwrap();
+        let slot = abi::ring_slot(abi::cookie_hash(cookie.parse().unwrap(), 0));
+        let id = m.ring_slot(5, slot);
+        assert_eq!(
+            reply,
+            if id == 1 { "tcp4-a" } else { "tcp4-b" },
+            "cookie {cookie}"
+        );
+    }
     assert_eq!(
         get("plain_peer"),
         tcp4.to_string(),
@@ -394,9 +406,17 @@ fn sock_client() {
             println!("RESULT refused={:?}", err.kind());
 
             let mut seen = std::collections::BTreeSet::new();
+            let mut picks = Vec::new();
             for _ in 0..20 {
-                seen.insert(tcp("192.0.2.12:80").unwrap().1);
+                let mut c = TcpStream::connect("192.0.2.12:80").unwrap();
+                c.set_read_timeout(t).unwrap();
+                c.write_all(b"hi").unwrap();
+                let mut reply = String::new();
+                c.read_to_string(&mut reply).unwrap();
+                picks.push(format!("{}:{reply}", socket_cookie(&c)));
+                seen.insert(reply);
             }
+            println!("RESULT picks={}", picks.join(","));
             println!(
                 "RESULT spread={}",
                 seen.into_iter().collect::<Vec<_>>().join(",")
@@ -424,4 +444,22 @@ fn sock_client() {
         }
         other => panic!("unknown scenario {other}"),
     }
+}
+
+/// SO_COOKIE of a socket: the key socket LB hashes.
+fn socket_cookie(s: &impl std::os::fd::AsRawFd) -> u64 {
+    let mut cookie = 0u64;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cookie`.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "SO_COOKIE");
+    cookie
 }
