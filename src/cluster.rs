@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn payloads_round_trip_and_garbage_is_an_error() {
-        let fragment = beacon_catalog::Catalog {
+        let fragment = Catalog {
             leader_raw: "master@10.0.0.1:5050".into(),
             ..Default::default()
         };
