@@ -33,7 +33,7 @@ int beacon_xdp_lb(struct xdp_md *ctx)
 		stat_inc(reason);
 		return XDP_PASS;
 	}
-	vip = vip_lookup(&pkt.flow.dst, pkt.flow.dport, pkt.flow.proto, pkt.flow.family);
+	vip = vip_slot_lookup(&pkt.flow.dst, pkt.flow.dport, pkt.flow.proto, pkt.flow.family);
 	if (!vip || (vip->flags & BEACON_VIP_F_NO_PACKET_LB)) {
 		stat_inc(BEACON_STAT_XDP_NOT_VIP);
 		return XDP_PASS;

@@ -15,7 +15,7 @@ use aya::{
     maps::{Array, HashMap, MapData},
     programs::Xdp,
 };
-use beacon_ebpf::abi::{self, Backend, PROTO_TCP, RING_SIZE, VipInfo, VipKey};
+use beacon_ebpf::abi::{self, Backend, PROTO_TCP, RING_SIZE, VipInfo, VipKey, VipSlot};
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -145,9 +145,21 @@ fn main() {
 fn flip_flop(bpf: &mut Ebpf, vip: SocketAddr, be: SocketAddr, index: u32, id: u32) {
     for (i, (from, to)) in [(vip, be), (be, vip)].into_iter().enumerate() {
         let (index, id) = (index + i as u32, id + i as u32);
+        let key = VipKey::new(from, PROTO_TCP);
+        let info = VipInfo { index, flags: 0 };
         let mut vips: HashMap<&mut MapData, VipKey, VipInfo> =
             HashMap::try_from(bpf.map_mut(abi::maps::VIPS).unwrap()).unwrap();
-        vips.insert(VipKey::new(from, PROTO_TCP), VipInfo { index, flags: 0 }, 0)
+        vips.insert(key, info, 0).unwrap();
+        // XDP's copy (a fresh map: the first candidate slot is free).
+        let mut slots: Array<&mut MapData, VipSlot> =
+            Array::try_from(bpf.map_mut(abi::maps::VIP_SLOTS).unwrap()).unwrap();
+        let slot = VipSlot {
+            key,
+            info,
+            overflow: 0,
+        };
+        slots
+            .set(abi::vip_slot_candidates(&key)[0], slot, 0)
             .unwrap();
         let mut backends: Array<&mut MapData, Backend> =
             Array::try_from(bpf.map_mut(abi::maps::BACKENDS).unwrap()).unwrap();

@@ -12,6 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// VIP slots: VIP indices run `0..MAX_VIPS`.
 pub const MAX_VIPS: u32 = 512;
+/// Slots of XDP's VIP index `beacon_vip_slots` (a power of two, 32 per VIP).
+pub const VIP_SLOTS: u32 = MAX_VIPS * 32;
+/// Consecutive slots (wrapping) a VIP may occupy from [`vip_slot_hash`]; see
+/// [`vip_slot_candidates`].
+pub const VIP_SLOT_PROBES: u32 = 4;
 /// Maglev table size per VIP (prime). Userspace builds tables of exactly this many slots.
 /// Memory for all rings: `MAX_VIPS * RING_SIZE * 4` bytes = 8 MiB.
 pub const RING_SIZE: u32 = 4093;
@@ -53,6 +58,10 @@ pub const KFUNC_SOCK_DESTROY_MAGIC: u32 = 0x7eac_0de5;
 pub mod maps {
     /// `HASH` [`super::VipKey`] → [`super::VipInfo`]. Userspace writes.
     pub const VIPS: &str = "beacon_vips";
+    /// `ARRAY` `u32` slot → [`super::VipSlot`], [`super::VIP_SLOTS`] entries: XDP's copy of
+    /// [`VIPS`], searched with inline loads instead of a hash-map call. **Userspace writes it
+    /// beside `VIPS`** (every VIP in both), in the order [`super::VipSlot`] describes.
+    pub const VIP_SLOTS: &str = "beacon_vip_slots";
     /// `ARRAY` `u32` → `u32` backend id, `MAX_VIPS * RING_SIZE` entries; row `i` (entries
     /// `i * RING_SIZE ..`) is the Maglev table of VIP index `i`. Userspace writes.
     pub const RINGS: &str = "beacon_rings";
@@ -161,6 +170,36 @@ pub struct VipInfo {
     pub flags: u32,
 }
 
+/// `struct vip_slot`: one slot of XDP's VIP index `beacon_vip_slots` (new in this ABI; the
+/// XDP program no longer reads `beacon_vips` except on overflow).
+///
+/// Every VIP in `beacon_vips` also goes into one free slot among [`vip_slot_candidates`] of
+/// its key, with `info` equal to its `beacon_vips` value. An ARRAY update is a plain copy
+/// that a packet may observe half done, so userspace keeps every write to bytes a lookup could
+/// match in an order where only equal bytes are rewritten:
+/// - **add**: insert into `beacon_vips`; write the slot with `key.family = 0` (an empty slot
+///   never matches); write it again with the real family;
+/// - **remove**: write the slot with `key.family = 0` and all else unchanged (XDP stops
+///   translating the VIP from that moment, established flows included); then delete it from
+///   `beacon_vips`; the slot may be zeroed later;
+/// - **change flags**: rewrite the slot with only `info.flags` changed; a new `info.index`
+///   is a remove followed by an add.
+///
+/// If all candidates are taken (with at most `MAX_VIPS` VIPs in `VIP_SLOTS = 32 × MAX_VIPS`
+/// slots this is vanishingly rare), leave the VIP out of the slots and set `overflow` to 1 in
+/// its first candidate: XDP then falls back to `beacon_vips` for keys that start there.
+/// Leaving `overflow` set for longer than needed only costs that fallback lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipSlot {
+    /// The VIP's key; `family == 0` marks an empty slot.
+    pub key: VipKey,
+    /// The VIP's `beacon_vips` value.
+    pub info: VipInfo,
+    /// Nonzero: a VIP whose first candidate is this slot is only in `beacon_vips`.
+    pub overflow: u32,
+}
+
 /// `struct backend`: an entry of `beacon_backends`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -256,6 +295,7 @@ pub struct LbCounters {
 // layout tests below check the sizes), so every bit pattern is valid.
 unsafe impl aya::Pod for VipKey {}
 unsafe impl aya::Pod for VipInfo {}
+unsafe impl aya::Pod for VipSlot {}
 unsafe impl aya::Pod for Backend {}
 unsafe impl aya::Pod for BackendRef {}
 unsafe impl aya::Pod for FlowKey {}
@@ -360,14 +400,6 @@ pub fn ring_slot(hash: u32) -> u32 {
 /// `flow_hash()` of `bpf/lib/hash.h`: the hash XDP uses to pick a ring slot for a new flow
 /// ([`ring_slot`], then up to [`PICK_PROBES`] slots on).
 pub fn flow_hash(key: &FlowKey, seed: u32) -> u32 {
-    let word = |bytes: &[u8; 16], i: usize| {
-        u32::from_ne_bytes([
-            bytes[4 * i],
-            bytes[4 * i + 1],
-            bytes[4 * i + 2],
-            bytes[4 * i + 3],
-        ])
-    };
     let words = if key.family == AF_INET6 { 4 } else { 1 };
     let mut h = seed;
     for i in 0..words {
@@ -379,6 +411,35 @@ pub fn flow_hash(key: &FlowKey, seed: u32) -> u32 {
     h = hash_word(h, (u32::from(key.sport) << 16) | u32::from(key.dport));
     h = hash_word(h, u32::from(key.proto));
     hash_final(h, u32::from(key.family))
+}
+
+/// `vip_slot_hash()` of `bpf/lib/hash.h`: where a VIP key's candidate slots in
+/// `beacon_vip_slots` start. Node-local, so unseeded.
+pub fn vip_slot_hash(key: &VipKey) -> u32 {
+    let words = if key.family == AF_INET6 { 4 } else { 1 };
+    let mut h = 0;
+    for i in 0..words {
+        h = hash_word(h, word(&key.addr, i));
+    }
+    let tail = (u32::from(key.port) << 16) | (u32::from(key.proto) << 8) | u32::from(key.family);
+    h = hash_word(h, tail);
+    hash_final(h, u32::from(key.family))
+}
+
+/// The `beacon_vip_slots` indices a VIP may occupy, in the order XDP searches them; the
+/// first one carries the overflow mark ([`VipSlot::overflow`]).
+pub fn vip_slot_candidates(key: &VipKey) -> [u32; VIP_SLOT_PROBES as usize] {
+    let h = vip_slot_hash(key);
+    std::array::from_fn(|i| h.wrapping_add(i as u32) & (VIP_SLOTS - 1))
+}
+
+fn word(bytes: &[u8; 16], i: usize) -> u32 {
+    u32::from_ne_bytes([
+        bytes[4 * i],
+        bytes[4 * i + 1],
+        bytes[4 * i + 2],
+        bytes[4 * i + 3],
+    ])
 }
 
 /// `cookie_hash()` of `bpf/lib/hash.h`: the hash socket LB uses to pick a ring slot.
@@ -419,6 +480,7 @@ mod tests {
     fn sizes_match_static_asserts_in_types_h() {
         assert_eq!(size_of::<VipKey>(), 20);
         assert_eq!(size_of::<VipInfo>(), 8);
+        assert_eq!(size_of::<VipSlot>(), 32);
         assert_eq!(size_of::<Backend>(), 24);
         assert_eq!(size_of::<BackendRef>(), 8);
         assert_eq!(size_of::<FlowKey>(), 40);
@@ -431,6 +493,8 @@ mod tests {
     fn offsets_match_c_layout() {
         assert_eq!(offset_of!(VipKey, port), 16);
         assert_eq!(offset_of!(VipKey, family), 19);
+        assert_eq!(offset_of!(VipSlot, info), 20);
+        assert_eq!(offset_of!(VipSlot, overflow), 28);
         assert_eq!(offset_of!(Backend, family), 18);
         assert_eq!(offset_of!(Backend, generation), 20);
         assert_eq!(offset_of!(FlowKey, sport), 32);
@@ -449,6 +513,19 @@ mod tests {
         let b = Backend::new("[fd00::2]:8080".parse().unwrap(), 0, 1);
         assert_eq!(b.family, AF_INET6);
         assert_eq!(b.socket_addr(), "[fd00::2]:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn vip_slot_candidates_are_consecutive_and_wrap() {
+        assert!(VIP_SLOTS.is_power_of_two());
+        let k = VipKey::new("10.100.0.1:80".parse().unwrap(), PROTO_TCP);
+        let c = vip_slot_candidates(&k);
+        assert_eq!(c[0], vip_slot_hash(&k) & (VIP_SLOTS - 1));
+        for w in c.windows(2) {
+            assert_eq!(w[1], (w[0] + 1) % VIP_SLOTS);
+        }
+        let udp = VipKey::new("10.100.0.1:80".parse().unwrap(), PROTO_UDP);
+        assert_ne!(vip_slot_hash(&k), vip_slot_hash(&udp));
     }
 
     #[test]

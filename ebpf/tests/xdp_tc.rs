@@ -12,10 +12,12 @@ use std::net::SocketAddr;
 
 use aya::{
     Ebpf, TestRun, TestRunOptions,
+    maps::{Array, MapData},
     programs::{SchedClassifier, Xdp},
 };
 use beacon_ebpf::abi::{
     self, BACKEND_F_DRAIN, BACKEND_F_REMOVED, PROTO_TCP, PROTO_UDP, Stat, VIP_F_NO_PACKET_LB,
+    VipKey, VipSlot,
 };
 use support::{Maps, Packet, frame_dst, frame_endpoints, load, privileged, sa, verify_checksums};
 
@@ -440,4 +442,67 @@ fn tc_restores_the_vip_as_source_of_replies() {
     let m = Maps(&mut bpf);
     assert_eq!(m.stat(Stat::TcPackets), 6);
     assert_eq!(m.stat(Stat::TcRevnat), 5);
+}
+
+#[test]
+fn removed_vip_stops_being_translated_established_flows_included() {
+    if !privileged("removed_vip_stops_being_translated_established_flows_included") {
+        return;
+    }
+    let mut bpf = setup();
+    let web4 = Packet::tcp("192.168.1.10:40000", "10.100.0.1:80");
+    let web6 = Packet::tcp("[fd00:200::10]:40000", "[fd00:100::1]:80");
+    let dns4 = Packet::udp("192.168.1.10:40000", "10.100.0.1:53");
+    for p in [&web4, &web6, &dns4] {
+        assert_ne!(
+            forward(&mut bpf, p),
+            p.dst,
+            "translated while the VIP exists"
+        );
+        assert_ne!(forward(&mut bpf, p), p.dst, "and on the flow-table hit");
+    }
+    Maps(&mut bpf).vip_remove(sa("10.100.0.1:80"), PROTO_TCP);
+    Maps(&mut bpf).vip_remove(sa("[fd00:100::1]:80"), PROTO_TCP);
+    for p in [&web4, &web6] {
+        let input = p.build();
+        let (verdict, out) = run_xdp(&bpf, &input);
+        assert_eq!(
+            (verdict, &out),
+            (XDP_PASS, &input),
+            "removed VIP passes untouched"
+        );
+    }
+    // The other VIP on the same address is unaffected.
+    assert_eq!(forward(&mut bpf, &dns4), backend_addr(&mut bpf, 3));
+    // Added again (another index), the flow is translated again.
+    Maps(&mut bpf).vip(sa("10.100.0.1:80"), PROTO_TCP, 7, 0);
+    Maps(&mut bpf).ring(7, &[2]);
+    assert_ne!(forward(&mut bpf, &web4), web4.dst);
+}
+
+#[test]
+fn overflowed_vip_is_found_through_the_hash_map() {
+    if !privileged("overflowed_vip_is_found_through_the_hash_map") {
+        return;
+    }
+    let mut bpf = setup();
+    let mut m = Maps(&mut bpf);
+    m.vip_overflowed(sa("10.100.0.9:443"), PROTO_TCP, 8, 0);
+    m.ring(8, &[1]);
+    let pkt = Packet::tcp("192.168.1.10:40000", "10.100.0.9:443");
+    assert_eq!(forward(&mut bpf, &pkt), backend_addr(&mut bpf, 1));
+    assert_eq!(forward(&mut bpf, &pkt), backend_addr(&mut bpf, 1));
+    // Without the overflow mark the slot table alone decides: a VIP only in beacon_vips is
+    // invisible to XDP (userspace must write both).
+    let mut m = Maps(&mut bpf);
+    m.vip_overflowed(sa("10.100.0.9:444"), PROTO_TCP, 9, 0);
+    m.ring(9, &[1]);
+    let other = Packet::tcp("192.168.1.10:40000", "10.100.0.9:444");
+    let first = abi::vip_slot_candidates(&VipKey::new(other.dst, PROTO_TCP))[0];
+    let mut slots: Array<&mut MapData, VipSlot> =
+        Array::try_from(bpf.map_mut(abi::maps::VIP_SLOTS).unwrap()).unwrap();
+    slots.set(first, VipSlot::default(), 0).unwrap();
+    let input = other.build();
+    let (_, out) = run_xdp(&bpf, &input);
+    assert_eq!(out, input);
 }

@@ -22,6 +22,19 @@
 #define BEACON_RING_SIZE 4093
 #endif
 
+/*
+ * The XDP VIP index (beacon_vip_slots): an open-addressed ARRAY copy of beacon_vips that XDP
+ * searches inline, without a hash-map helper call. A VIP sits in one of the
+ * BEACON_VIP_SLOT_PROBES consecutive slots (wrapping) from vip_slot_hash(key) & (SLOTS - 1).
+ * 32 slots per VIP keep the table sparse (load <= 1/32), so a free candidate slot is almost
+ * always there; when none is, the first candidate's overflow mark sends XDP to beacon_vips.
+ * Must be a power of two. Memory: 16384 * 32 bytes = 512 KiB.
+ */
+#ifndef BEACON_VIP_SLOTS
+#define BEACON_VIP_SLOTS (BEACON_MAX_VIPS * 32)
+#endif
+#define BEACON_VIP_SLOT_PROBES 4
+
 /* Backend ids index the backends array; id 0 is never a backend and marks an empty ring slot. */
 #ifndef BEACON_MAX_BACKENDS
 #define BEACON_MAX_BACKENDS 4096

@@ -59,6 +59,25 @@ static __always_inline __u32 flow_hash(const struct flow_key *k)
 	return hash_final(h, k->family);
 }
 
+/*
+ * Hash of a VIP key for its place in beacon_vip_slots (vip_slot_hash() in abi.rs). Node-local:
+ * no seed, since only this node's userspace and programs use it.
+ */
+static __always_inline __u32 vip_slot_hash(const union beacon_addr *addr, __be16 port, __u8 proto,
+					   __u8 family)
+{
+	__u32 h = 0;
+
+	h = hash_word(h, addr->v6[0]);
+	if (family == BEACON_AF_INET6) {
+		h = hash_word(h, addr->v6[1]);
+		h = hash_word(h, addr->v6[2]);
+		h = hash_word(h, addr->v6[3]);
+	}
+	h = hash_word(h, ((__u32)port << 16) | ((__u32)proto << 8) | family);
+	return hash_final(h, family);
+}
+
 /* Hash of a socket cookie: a connected socket keeps one backend, and an unconnected UDP
  * socket sends every datagram to the same backend while the ring does not change. */
 static __always_inline __u32 cookie_hash(__u64 cookie)

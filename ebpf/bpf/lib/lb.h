@@ -15,6 +15,7 @@
 #ifndef BEACON_LB_H
 #define BEACON_LB_H
 
+#include "hash.h"
 #include "maps.h"
 
 static __always_inline struct vip_info *vip_lookup(const union beacon_addr *addr, __be16 port,
@@ -27,6 +28,67 @@ static __always_inline struct vip_info *vip_lookup(const union beacon_addr *addr
 	key.proto = proto;
 	key.family = family;
 	return bpf_map_lookup_elem(&beacon_vips, &key);
+}
+
+/* The 4 bytes after a vip_key's address (port, proto, family) as one word, for one compare. */
+static __always_inline __u32 vip_key_tail(const struct vip_key *key)
+{
+	__u32 tail;
+
+	__builtin_memcpy(&tail, &key->port, sizeof(tail));
+	return tail;
+}
+
+/*
+ * XDP's VIP lookup: the same answer as vip_lookup(), from beacon_vip_slots, with inline array
+ * loads instead of a hash-map helper call. The VIP is in one of BEACON_VIP_SLOT_PROBES slots
+ * from vip_slot_hash(); all are checked (userspace empties a slot without moving others, so an
+ * empty slot does not end the search). If none matches and the first candidate carries the
+ * overflow mark, beacon_vips decides.
+ *
+ * Userspace writes a slot so that a lookup running at the same time never matches a slot that
+ * is half written (an ARRAY update is a plain copy, not atomic), relying on rewrites of equal
+ * bytes being harmless:
+ *  - add: beacon_vips first; then the whole slot with key.family = 0 (never matches); then the
+ *    same slot again with the real family;
+ *  - remove: the slot with key.family = 0 and everything else unchanged; then beacon_vips;
+ *  - change flags: rewrite the slot with only info.flags changed (a 4-byte word: old or new);
+ *    a new index is a remove and an add.
+ */
+static __always_inline struct vip_info *vip_slot_lookup(const union beacon_addr *addr,
+							__be16 port, __u8 proto, __u8 family)
+{
+	struct vip_key want = {};
+	struct vip_slot *first = NULL;
+	__u32 h;
+	__u32 tail;
+
+	want.port = port;
+	want.proto = proto;
+	want.family = family;
+	tail = vip_key_tail(&want);
+	h = vip_slot_hash(addr, port, proto, family);
+	for (int i = 0; i < BEACON_VIP_SLOT_PROBES; i++) {
+		__u32 key = (h + i) & (BEACON_VIP_SLOTS - 1);
+		struct vip_slot *slot = bpf_map_lookup_elem(&beacon_vip_slots, &key);
+
+		if (!slot)
+			return NULL;
+		if (i == 0)
+			first = slot;
+		/* The tail holds the family, so an IPv4 VIP never matches an IPv6 slot; the other
+		 * 12 address bytes of an IPv4 key are zero on both sides. */
+		if (slot->key.addr.v6[0] != addr->v6[0] || vip_key_tail(&slot->key) != tail)
+			continue;
+		if (family == BEACON_AF_INET6 &&
+		    (slot->key.addr.v6[1] != addr->v6[1] || slot->key.addr.v6[2] != addr->v6[2] ||
+		     slot->key.addr.v6[3] != addr->v6[3]))
+			continue;
+		return &slot->info;
+	}
+	if (first && unlikely(first->overflow))
+		return vip_lookup(addr, port, proto, family);
+	return NULL;
 }
 
 static __always_inline int backend_takes_new_flows(const struct backend *be)

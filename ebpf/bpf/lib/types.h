@@ -34,6 +34,18 @@ struct vip_info {
 	__u32 flags; /* BEACON_VIP_F_* */
 };
 
+/*
+ * beacon_vip_slots value: one slot of XDP's VIP index. key.family == 0 marks an empty slot;
+ * an IPv4 key's address bytes 4..15 are zero, as in beacon_vips.
+ */
+struct vip_slot {
+	struct vip_key key;
+	struct vip_info info; /* equal to the VIP's beacon_vips value */
+	/* Nonzero: some VIP whose first candidate slot is this one found all its candidates
+	 * taken and is only in beacon_vips; a lookup that misses must look there. */
+	__u32 overflow;
+};
+
 /* beacon_backends value, indexed by backend id (1..BEACON_MAX_BACKENDS-1). */
 struct backend {
 	union beacon_addr addr;
@@ -95,6 +107,8 @@ struct lb_counters {
 _Static_assert(sizeof(union beacon_addr) == 16, "beacon_addr");
 _Static_assert(sizeof(struct vip_key) == 20, "vip_key");
 _Static_assert(sizeof(struct vip_info) == 8, "vip_info");
+_Static_assert(sizeof(struct vip_slot) == 32, "vip_slot");
+_Static_assert(offsetof(struct vip_slot, info) == 20, "vip_slot.info");
 _Static_assert(sizeof(struct backend) == 24, "backend");
 _Static_assert(sizeof(struct backend_ref) == 8, "backend_ref");
 _Static_assert(sizeof(struct flow_key) == 40, "flow_key");

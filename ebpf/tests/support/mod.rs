@@ -12,7 +12,7 @@ use aya::{
 };
 use beacon_ebpf::abi::{
     self, AF_INET, Backend, FlowKey, LbCounters, PROTO_TCP, PROTO_UDP, RING_SIZE, Stat, VipInfo,
-    VipKey,
+    VipKey, VipSlot,
 };
 
 /// Whether privileged BPF tests can run. Under `CI=true` they must: not being root panics.
@@ -42,11 +42,65 @@ pub fn sa(s: &str) -> SocketAddr {
 pub struct Maps<'a>(pub &'a mut Ebpf);
 
 impl Maps<'_> {
+    /// Adds a VIP the way the ABI asks: `beacon_vips`, then a free XDP slot written with
+    /// family 0 and then again with the real family.
     pub fn vip(&mut self, addr: SocketAddr, proto: u8, index: u32, flags: u32) {
+        let key = VipKey::new(addr, proto);
+        let info = VipInfo { index, flags };
         let mut vips: HashMap<&mut MapData, VipKey, VipInfo> =
             HashMap::try_from(self.0.map_mut(abi::maps::VIPS).unwrap()).unwrap();
-        vips.insert(VipKey::new(addr, proto), VipInfo { index, flags }, 0)
-            .unwrap();
+        vips.insert(key, info, 0).unwrap();
+        let mut slots = self.slots();
+        let at = abi::vip_slot_candidates(&key)
+            .into_iter()
+            .find(|i| {
+                let s = slots.get(i, 0).unwrap();
+                s.key.family == 0 || s.key == key
+            })
+            .expect("a free VIP slot");
+        let overflow = slots.get(&at, 0).unwrap().overflow;
+        let mut slot = VipSlot {
+            key: VipKey { family: 0, ..key },
+            info,
+            overflow,
+        };
+        slots.set(at, slot, 0).unwrap();
+        slot.key.family = key.family;
+        slots.set(at, slot, 0).unwrap();
+    }
+
+    /// Removes a VIP: its XDP slot's family to 0 first, then `beacon_vips`.
+    pub fn vip_remove(&mut self, addr: SocketAddr, proto: u8) {
+        let key = VipKey::new(addr, proto);
+        let mut slots = self.slots();
+        for i in abi::vip_slot_candidates(&key) {
+            let mut s = slots.get(&i, 0).unwrap();
+            if s.key == key {
+                s.key.family = 0;
+                slots.set(i, s, 0).unwrap();
+            }
+        }
+        let mut vips: HashMap<&mut MapData, VipKey, VipInfo> =
+            HashMap::try_from(self.0.map_mut(abi::maps::VIPS).unwrap()).unwrap();
+        vips.remove(&key).unwrap();
+    }
+
+    /// Puts a VIP only in `beacon_vips`, marking its first slot candidate as overflowed (what
+    /// userspace does when every candidate is taken).
+    pub fn vip_overflowed(&mut self, addr: SocketAddr, proto: u8, index: u32, flags: u32) {
+        let key = VipKey::new(addr, proto);
+        let mut vips: HashMap<&mut MapData, VipKey, VipInfo> =
+            HashMap::try_from(self.0.map_mut(abi::maps::VIPS).unwrap()).unwrap();
+        vips.insert(key, VipInfo { index, flags }, 0).unwrap();
+        let mut slots = self.slots();
+        let first = abi::vip_slot_candidates(&key)[0];
+        let mut s = slots.get(&first, 0).unwrap();
+        s.overflow = 1;
+        slots.set(first, s, 0).unwrap();
+    }
+
+    fn slots(&mut self) -> Array<&mut MapData, VipSlot> {
+        Array::try_from(self.0.map_mut(abi::maps::VIP_SLOTS).unwrap()).unwrap()
     }
 
     pub fn backend(&mut self, id: u32, addr: SocketAddr, flags: u8, generation: u32) {
