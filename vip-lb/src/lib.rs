@@ -1,10 +1,34 @@
-//! Beacon's VIP load balancer, userspace side.
+//! Beacon's VIP load balancer, userspace side: what the BPF data plane should hold, and keeping
+//! it there.
 //!
-//! Today it holds the pure part: [`maglev`] builds the consistent-hashing table a VIP's packets
-//! are spread with, identically on every node given the same backends. It does not load BPF
-//! programs or touch maps yet (that comes with aya, issue 4's data-plane half), and it does not
-//! decide which backends a VIP has: `beacon_catalog::vip` does.
+//! - [`desired`] (pure) turns the catalog's VIP table into kernel VIPs: named VIPs at their
+//!   11.0.0.0/8 and fd01:c::/64 addresses, backends on unreachable nodes withdrawn (fail open),
+//!   weights, and a [`maglev`] ring per VIP.
+//! - [`plan`] (pure) diffs that against what is programmed and lists the map writes, keeping
+//!   VIP rows and backend ids stable, marking removed backends before freeing them, and writing
+//!   in an order where nothing half-built is visible.
+//! - [`DataPlane`] loads and attaches the programs of `beacon-ebpf` (socket LB on a cgroup, XDP
+//!   and tc on chosen interfaces), runs plans against the maps, reads them back to repair drift,
+//!   and reports counters.
+//!
+//! It does **not** decide which backends a VIP has (`beacon_catalog::vip` does), publish DNS
+//! (the agent publishes [`DataPlane::programmed`] only), or run on its own timer: the agent calls
+//! [`DataPlane::apply`] on catalog changes and [`DataPlane::reconcile`] every
+//! [`DataPlaneConfig::reconcile_interval`].
 
 #![warn(missing_docs)]
 
+mod dataplane;
+pub mod desired;
 pub mod maglev;
+mod maps;
+pub mod plan;
+mod stats;
+
+pub use dataplane::{
+    ApplyReport, DataPlane, DataPlaneConfig, DataPlaneError, XdpModeSetting, detect_cgroup2,
+};
+pub use desired::{
+    Desired, DesiredBackend, DesiredVip, Limits, SkipReason, Skipped, VipId, desired,
+};
+pub use stats::{BackendStats, Counters, VipStats};

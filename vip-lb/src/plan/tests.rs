@@ -1,0 +1,394 @@
+use std::collections::BTreeSet;
+
+use beacon_catalog::vip::{Backend, NamedAddresses, VipAddress, VipTable};
+
+use super::*;
+use crate::desired::desired_with_limits;
+
+const LIMITS: Limits = Limits {
+    max_vips: 4,
+    max_backends: 8,
+    ring_size: 13,
+};
+const GRACE: Duration = Duration::from_secs(10);
+
+fn be(addr: &str, weight: u32) -> Backend {
+    let sa: SocketAddr = addr.parse().unwrap();
+    Backend {
+        ip: sa.ip(),
+        port: sa.port(),
+        weight,
+        node: "n".into(),
+        agent_ip: None,
+    }
+}
+
+fn key(vip: &str) -> VipKey {
+    let sa: SocketAddr = vip.parse().unwrap();
+    VipKey {
+        protocol: Protocol::Tcp,
+        address: VipAddress::Ip(sa.ip()),
+        port: sa.port(),
+    }
+}
+
+fn vid(vip: &str) -> VipId {
+    VipId {
+        protocol: Protocol::Tcp,
+        addr: vip.parse().unwrap(),
+    }
+}
+
+fn want(vips: &[(&str, Vec<Backend>)]) -> Desired {
+    let table = VipTable {
+        vips: vips.iter().map(|(v, b)| (key(v), b.clone())).collect(),
+        warnings: Vec::new(),
+    };
+    desired_with_limits(&table, &NamedAddresses::default(), &BTreeSet::new(), LIMITS)
+}
+
+/// Applies a plan to a simulated kernel, as the executor would.
+#[derive(Default)]
+struct Kernel {
+    vips: HashMap<abi::VipKey, abi::VipInfo>,
+    backends: BTreeMap<u32, abi::Backend>,
+    rings: HashMap<u32, Vec<u32>>,
+    destroys: u32,
+}
+
+impl Kernel {
+    fn run(&mut self, state: &mut State, plan: &Plan) {
+        for op in &plan.ops {
+            match op {
+                Op::Backend { id, entry } => {
+                    self.backends.insert(*id, *entry);
+                }
+                Op::Ring { index, slots } => {
+                    let row = self
+                        .rings
+                        .entry(*index)
+                        .or_insert_with(|| vec![0; LIMITS.ring_size as usize]);
+                    for (slot, id) in slots {
+                        row[*slot as usize] = *id;
+                    }
+                }
+                Op::Vip { key, info } => {
+                    self.vips.insert(*key, *info);
+                }
+                Op::DeleteVip { key } => {
+                    self.vips.remove(key);
+                }
+                Op::Programmed(vip) => state.mark_complete(vip),
+                Op::DestroyUdp => self.destroys += 1,
+                Op::ResetVipStats { .. } | Op::ResetBackendStats { .. } => {}
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut backends = vec![abi::Backend::default(); LIMITS.max_backends as usize + 1];
+        for (id, b) in &self.backends {
+            backends[*id as usize] = *b;
+        }
+        Snapshot {
+            vips: self.vips.clone(),
+            backends,
+            rings: self.rings.clone(),
+        }
+    }
+
+    /// The backend addresses a VIP's ring names, as the data plane would see them.
+    fn ring_addrs(&self, vip: &str) -> BTreeSet<SocketAddr> {
+        let info = self.vips[&kernel_key(&vid(vip))];
+        self.rings[&info.index]
+            .iter()
+            .filter(|id| **id != 0)
+            .map(|id| self.backends[id])
+            .filter(|b| b.flags == 0)
+            .map(|b| b.socket_addr())
+            .collect()
+    }
+}
+
+fn three() -> Vec<Backend> {
+    vec![
+        be("10.0.0.1:80", 1),
+        be("10.0.0.2:80", 1),
+        be("10.0.0.3:80", 1),
+    ]
+}
+
+#[test]
+fn a_new_vip_is_written_backends_then_ring_then_entry() {
+    let mut s = State::new(LIMITS);
+    let now = Instant::now();
+    let plan = s.plan(&want(&[("10.9.0.1:80", three())]), now, GRACE);
+    let kinds: Vec<&str> = plan
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Backend { .. } => "backend",
+            Op::Ring { .. } => "ring",
+            Op::Vip { .. } => "vip",
+            Op::Programmed(_) => "programmed",
+            Op::ResetVipStats { .. } | Op::ResetBackendStats { .. } => "reset",
+            Op::DeleteVip { .. } | Op::DestroyUdp => "other",
+        })
+        .filter(|k| *k != "reset")
+        .collect();
+    assert_eq!(
+        kinds,
+        ["backend", "backend", "backend", "ring", "vip", "programmed"]
+    );
+    assert_eq!(plan.vips_added, 1);
+    assert_eq!(plan.ring_slots, 13);
+    assert!(s.programmed().is_empty(), "not before the executor ran it");
+    let mut k = Kernel::default();
+    k.run(&mut s, &plan);
+    assert_eq!(s.programmed(), [key("10.9.0.1:80")].into());
+    assert_eq!(k.ring_addrs("10.9.0.1:80").len(), 3);
+
+    // The same desired state again: nothing to do.
+    let again = s.plan(&want(&[("10.9.0.1:80", three())]), now, GRACE);
+    assert!(again.ops.is_empty(), "{again:?}");
+}
+
+#[test]
+fn ids_and_rows_are_stable_and_only_changed_slots_are_written() {
+    let mut s = State::new(LIMITS);
+    let mut k = Kernel::default();
+    let t0 = Instant::now();
+    let p = s.plan(
+        &want(&[("10.9.0.1:80", three()), ("10.9.0.2:80", three())]),
+        t0,
+        GRACE,
+    );
+    k.run(&mut s, &p);
+    let ids_before: Vec<(SocketAddr, u32)> = s.vips()[&vid("10.9.0.2:80")]
+        .backends
+        .iter()
+        .map(|(b, id)| (b.addr, *id))
+        .collect();
+    let row_before = s.vips()[&vid("10.9.0.2:80")].index;
+    let ring_before = s.ring_ids(&vid("10.9.0.2:80")).unwrap();
+
+    // Remove 10.0.0.2 from the second VIP only.
+    let two = vec![be("10.0.0.1:80", 1), be("10.0.0.3:80", 1)];
+    let p = s.plan(
+        &want(&[("10.9.0.1:80", three()), ("10.9.0.2:80", two)]),
+        t0,
+        GRACE,
+    );
+    assert_eq!((p.vips_changed, p.backends_removed), (1, 1));
+    let removed_id = ids_before[1].1;
+    // The ring is written before the removed backend is marked, then the iterator runs.
+    let ring_at = p
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::Ring { .. }))
+        .unwrap();
+    let mark_at = p
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::Backend { id, entry } if *id == removed_id && entry.flags & abi::BACKEND_F_REMOVED != 0))
+        .unwrap();
+    assert!(ring_at < mark_at);
+    assert_eq!(p.ops.last(), Some(&Op::DestroyUdp));
+    // Only the slots whose backend changed were written: the removed backend's, and the few
+    // others Maglev moves.
+    let moved = ring_before.iter().filter(|id| **id == removed_id).count() as u32;
+    let ring_after = s.ring_ids(&vid("10.9.0.2:80")).unwrap();
+    let differ = ring_before
+        .iter()
+        .zip(&ring_after)
+        .filter(|(a, b)| a != b)
+        .count() as u32;
+    assert_eq!(p.ring_slots, differ);
+    assert!(moved <= differ && differ < LIMITS.ring_size);
+    k.run(&mut s, &p);
+    let after = &s.vips()[&vid("10.9.0.2:80")];
+    assert_eq!(after.index, row_before);
+    let ids_after: Vec<(SocketAddr, u32)> =
+        after.backends.iter().map(|(b, id)| (b.addr, *id)).collect();
+    assert_eq!(ids_after, [ids_before[0], ids_before[2]]);
+    assert_eq!(
+        k.ring_addrs("10.9.0.2:80"),
+        [
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.3:80".parse().unwrap()
+        ]
+        .into()
+    );
+    assert_eq!(k.ring_addrs("10.9.0.1:80").len(), 3, "other VIP untouched");
+    assert_eq!(
+        k.backends[&removed_id].flags,
+        abi::BACKEND_F_REMOVED,
+        "still there, marked"
+    );
+
+    // Within the grace period the id stays quarantined; after it, it is zeroed and freed.
+    let same = want(&[
+        ("10.9.0.1:80", three()),
+        (
+            "10.9.0.2:80",
+            vec![be("10.0.0.1:80", 1), be("10.0.0.3:80", 1)],
+        ),
+    ]);
+    assert!(s.plan(&same, t0 + GRACE / 2, GRACE).ops.is_empty());
+    let p = s.plan(&same, t0 + GRACE, GRACE);
+    assert_eq!(p.ids_freed, 1);
+    assert_eq!(
+        p.ops,
+        [Op::Backend {
+            id: removed_id,
+            entry: abi::Backend::default()
+        }]
+    );
+}
+
+#[test]
+fn drain_sets_the_flag_and_leaves_the_ring() {
+    let mut s = State::new(LIMITS);
+    let mut k = Kernel::default();
+    let t0 = Instant::now();
+    let p = s.plan(&want(&[("10.9.0.1:80", three())]), t0, GRACE);
+    k.run(&mut s, &p);
+    let drained = vec![
+        be("10.0.0.1:80", 1),
+        be("10.0.0.2:80", 0),
+        be("10.0.0.3:80", 1),
+    ];
+    let p = s.plan(&want(&[("10.9.0.1:80", drained)]), t0, GRACE);
+    assert_eq!((p.backends_reweighted, p.backends_removed), (1, 0));
+    assert!(
+        !p.ops.contains(&Op::DestroyUdp),
+        "drained keeps its sockets"
+    );
+    k.run(&mut s, &p);
+    let id = s.vips()[&vid("10.9.0.1:80")].backends[1].1;
+    assert_eq!(k.backends[&id].flags, abi::BACKEND_F_DRAIN);
+    assert!(!k.rings[&0].contains(&id));
+    // Back to weight 1: the flag is cleared before the ring names it again.
+    let p = s.plan(&want(&[("10.9.0.1:80", three())]), t0, GRACE);
+    let clear_at = p
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::Backend { id: i, entry } if *i == id && entry.flags == 0))
+        .unwrap();
+    let ring_at = p
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::Ring { .. }))
+        .unwrap();
+    assert!(clear_at < ring_at);
+    k.run(&mut s, &p);
+    assert!(k.rings[&0].contains(&id));
+}
+
+#[test]
+fn removal_runs_in_reverse_and_frees_capacity() {
+    let mut s = State::new(LIMITS);
+    let mut k = Kernel::default();
+    let t0 = Instant::now();
+    let p = s.plan(&want(&[("10.9.0.1:80", three())]), t0, GRACE);
+    k.run(&mut s, &p);
+    let p = s.plan(&want(&[]), t0, GRACE);
+    assert!(matches!(p.ops[0], Op::DeleteVip { .. }));
+    assert!(matches!(p.ops[1], Op::Ring { .. }));
+    assert_eq!(p.backends_removed, 3);
+    k.run(&mut s, &p);
+    assert!(k.vips.is_empty());
+    assert!(k.rings[&0].iter().all(|id| *id == 0));
+    assert!(s.programmed().is_empty());
+
+    // Capacity: 8 ids, 3 quarantined. A VIP with 8 backends reuses them early, with new
+    // generations.
+    let eight: Vec<Backend> = (1..=8).map(|i| be(&format!("10.0.1.{i}:80"), 1)).collect();
+    let old_gen: Vec<u32> = (1..=3).map(|id| k.backends[&id].generation).collect();
+    let p = s.plan(&want(&[("10.9.0.5:80", eight)]), t0, GRACE);
+    assert!(p.deferred.is_empty());
+    k.run(&mut s, &p);
+    assert_eq!(s.programmed(), [key("10.9.0.5:80")].into());
+    for id in 1..=3u32 {
+        assert!(k.backends[&id].generation > old_gen[id as usize - 1]);
+        assert_eq!(k.backends[&id].flags, 0);
+    }
+}
+
+#[test]
+fn vip_rows_run_out_and_are_retried() {
+    let mut s = State::new(Limits {
+        max_vips: 1,
+        ..LIMITS
+    });
+    // desired() would skip the second VIP; a hand-made Desired beyond capacity is deferred.
+    let d = desired_with_limits(
+        &VipTable {
+            vips: [(key("10.9.0.1:80"), three()), (key("10.9.0.2:80"), three())]
+                .into_iter()
+                .collect(),
+            warnings: Vec::new(),
+        },
+        &NamedAddresses::default(),
+        &BTreeSet::new(),
+        LIMITS,
+    );
+    let p = s.plan(&d, Instant::now(), GRACE);
+    assert_eq!(p.vips_added, 1);
+    assert_eq!(p.deferred, [key("10.9.0.2:80")]);
+}
+
+#[test]
+fn repair_rewrites_what_drifted_and_counts_it() {
+    let mut s = State::new(LIMITS);
+    let mut k = Kernel::default();
+    let t0 = Instant::now();
+    let p = s.plan(
+        &want(&[("10.9.0.1:80", three()), ("10.9.0.2:80", three())]),
+        t0,
+        GRACE,
+    );
+    k.run(&mut s, &p);
+    let clean = s.repair(&k.snapshot(), t0, GRACE);
+    assert_eq!(clean.repairs, 0);
+
+    // Someone deletes a VIP entry, zeroes a ring slot, corrupts a backend, adds a stray VIP.
+    k.vips.remove(&kernel_key(&vid("10.9.0.1:80")));
+    k.rings.get_mut(&1).unwrap()[5] = 0;
+    k.backends.get_mut(&2).unwrap().port = 9;
+    k.vips.insert(
+        kernel_key(&vid("10.9.9.9:80")),
+        abi::VipInfo { index: 3, flags: 0 },
+    );
+    let p = s.repair(&k.snapshot(), t0, GRACE);
+    assert_eq!(p.repairs, 4);
+    assert_eq!(p.ring_slots, 1);
+    k.run(&mut s, &p);
+    assert_eq!(s.repair(&k.snapshot(), t0, GRACE).repairs, 0);
+    assert_eq!(k.vips.len(), 2);
+    assert_eq!(k.ring_addrs("10.9.0.1:80").len(), 3);
+}
+
+#[test]
+fn an_incomplete_vip_is_not_programmed_until_repaired() {
+    let mut s = State::new(LIMITS);
+    let mut k = Kernel::default();
+    let t0 = Instant::now();
+    let p = s.plan(&want(&[("10.9.0.1:80", three())]), t0, GRACE);
+    // The executor failed before the VIP entry: only the backends were written.
+    let partial = Plan {
+        ops: p
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Backend { .. }))
+            .cloned()
+            .collect(),
+        ..Plan::default()
+    };
+    k.run(&mut s, &partial);
+    assert!(s.programmed().is_empty());
+    let p = s.repair(&k.snapshot(), t0, GRACE);
+    assert_eq!(p.repairs, 2, "the ring row and the VIP entry");
+    k.run(&mut s, &p);
+    assert_eq!(s.programmed(), [key("10.9.0.1:80")].into());
+}
