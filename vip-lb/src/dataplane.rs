@@ -384,6 +384,13 @@ impl DataPlane {
         self.udp_destroy
     }
 
+    /// The kernel id of one of the maps userspace writes (`beacon_vips`, `beacon_backends`,
+    /// `beacon_rings`), for tests and debugging tools that open it with `MapData::from_id`.
+    #[doc(hidden)]
+    pub fn map_id(&self, name: &str) -> Option<u32> {
+        self.maps.id(name)
+    }
+
     /// Runs a plan's operations in order.
     fn run(&mut self, plan: &Plan, report: &mut ApplyReport) -> Result<(), DataPlaneError> {
         report.add(plan);

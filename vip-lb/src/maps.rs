@@ -129,6 +129,18 @@ impl Maps {
         Ok(self.stats.get(&(stat as u32), 0)?.iter().sum())
     }
 
+    /// The kernel id of a map, by name (tests open it to tamper with it).
+    pub(crate) fn id(&self, name: &str) -> Option<u32> {
+        use aya::maps::IterableMap;
+        let data: &MapData = match name {
+            abi::maps::VIPS => self.vips.map(),
+            abi::maps::BACKENDS => self.backends.map(),
+            abi::maps::RINGS => &self.rings,
+            _ => return None,
+        };
+        data.info().ok().map(|i| i.id())
+    }
+
     fn backends_fd(&self) -> BorrowedFd<'_> {
         use aya::maps::IterableMap;
         self.backends.map().fd().as_fd()
