@@ -29,6 +29,7 @@ use crate::registrations::Registrations;
 use crate::source::agent::AgentPoller;
 use crate::source::master::MasterPoller;
 use crate::source::{ClientError, FetchError};
+use crate::vips::Vips;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ pub struct Agent {
     pub http_addr: Option<SocketAddr>,
     /// Where gossip is served, in a cluster.
     pub gossip_addr: Option<SocketAddr>,
+    /// Whether the eBPF VIP data plane runs (VIP names are published only then).
+    pub vip_data_plane: bool,
     current: Current,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
@@ -85,7 +88,14 @@ impl Agent {
         let registry = Registry::new();
         let dns_metrics = DnsMetrics::new(&registry)?;
         let current = Current::default();
-        let publisher = Publisher::new(&config, ns_addresses(&m.listener));
+        let vips = Arc::new(
+            Vips::start(&config.vip).map_err(|reason| AgentError::Config {
+                key: "vip.data_plane",
+                value: config.vip.data_plane.clone(),
+                reason,
+            })?,
+        );
+        let publisher = Publisher::new(&config, ns_addresses(&m.listener), vips.clone());
         let required = match m.masters.is_empty() {
             true => Vec::new(),
             false => vec![MESOS_MASTER.to_string()],
@@ -161,12 +171,18 @@ impl Agent {
         for poller in pollers {
             tasks.spawn(poller.run(shutdown.clone()));
         }
+        let vip_on = vips.is_on();
+        if vip_on {
+            let every = Duration::from_secs(config.vip.reconcile_secs.max(1));
+            tasks.spawn(reconcile(vips, every, shutdown.clone()));
+        }
         let dns_addr = dns.as_ref().map(DnsServer::local_addr);
         tracing::info!(dns = ?dns_addr, http = ?http_addr, domain = %m.domain, "beacon agent started");
         Ok(Self {
             dns_addr,
             http_addr,
             gossip_addr: gossip.as_ref().map(|(_, addr)| *addr),
+            vip_data_plane: vip_on,
             current,
             shutdown,
             tasks,
@@ -309,6 +325,18 @@ async fn restore(registrations: Arc<Registrations>, node: Arc<NodeOrigin>) {
         ),
         Ok(Err(error)) => tracing::warn!(%error, "could not restore saved registrations"),
         Err(error) => tracing::warn!(%error, "restoring registrations panicked"),
+    }
+}
+
+/// Repairs the VIP maps every `every`, as dcos-net did every 30 s.
+async fn reconcile(vips: Arc<Vips>, every: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let vips = vips.clone();
+        let _ = tokio::task::spawn_blocking(move || vips.reconcile()).await;
     }
 }
 

@@ -27,6 +27,8 @@ pub enum Command {
     Services(QueryArgs),
     /// List the cluster's members as a running agent sees them (from its `/v1/nodes`).
     Members(QueryArgs),
+    /// List the VIPs a running agent balances, with backends and counters (from its `/v1/vips`).
+    Vips(QueryArgs),
     /// Make the cluster's certificates.
     #[command(subcommand)]
     Tls(TlsCommand),

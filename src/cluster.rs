@@ -95,12 +95,17 @@ async fn replicate(
     while let Some(event) = events.recv().await {
         match &event {
             Event::OriginChanged(_) | Event::OriginWithdrawn(_) => {}
-            Event::MemberUp(id) => {
-                tracing::info!(member = %id.name(), "member up");
-                continue;
-            }
-            Event::MemberDown(id) => {
-                tracing::warn!(member = %id.name(), "member down");
+            Event::MemberUp(id) | Event::MemberDown(id) => {
+                let down = matches!(event, Event::MemberDown(_));
+                match down {
+                    true => tracing::warn!(member = %id.name(), "member down"),
+                    false => tracing::info!(member = %id.name(), "member up"),
+                }
+                // Its VIP backends are withdrawn at once, not after the grace period.
+                if origins.vips().set_down(id.name(), down) {
+                    let origins = origins.clone();
+                    let _ = tokio::task::spawn_blocking(move || origins.republish()).await;
+                }
                 continue;
             }
             _ => continue,

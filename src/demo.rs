@@ -20,6 +20,9 @@ use crate::fake_master::FakeMaster;
 
 const BACKENDS: usize = 3;
 
+/// The demo's named VIP (`VIP_0=/demo-web:80` on the demo-web tasks).
+const DEMO_VIP: &str = "demo-web.marathon.l4lb.thisdcos.directory";
+
 /// Runs the demo until SIGINT or SIGTERM.
 pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
     let stop = CancellationToken::new();
@@ -49,6 +52,11 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
         config.cluster.listen = "127.0.0.1:0".into();
         config.cluster.tls_dir = tls_dir.clone();
         config.cluster.seeds = seed.iter().cloned().collect();
+        // One data plane per host: the first node balances the demo VIP (as root); on a real
+        // cluster every node runs its own.
+        if i > 1 {
+            config.vip = crate::config::VipSettings::off();
+        }
         let agent = Agent::start(config).await?;
         if let (None, Some(addr)) = (&seed, agent.gossip_addr) {
             seed = Some(format!("{name}@{addr}"));
@@ -95,12 +103,16 @@ async fn wait_ready(agents: &[Agent]) {
 
 fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16]) {
     let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let vip_on = agents.first().is_some_and(|a| a.vip_data_plane);
     if args.json {
         for (i, agent) in agents.iter().enumerate() {
             println!(
                 "{}",
                 json!({"node": format!("n{}", i + 1), "dns": addr(agent.dns_addr), "http": addr(agent.http_addr)})
             );
+        }
+        if vip_on {
+            println!("{}", json!({"vip": DEMO_VIP, "port": 80}));
         }
         return;
     }
@@ -141,6 +153,17 @@ fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16]) {
     println!("  curl -s http://{http}/metrics | grep beacon_");
     if let Some(port) = backend_ports.first() {
         println!("  curl -s http://127.0.0.1:{port}/   # a demo-web backend; its reply names it");
+    }
+    match vip_on {
+        true => {
+            println!(
+                "  curl -s http://$({dig} {DEMO_VIP} A +short):80/   # the VIP: a backend answers"
+            );
+            println!("  cargo run --release -- vips --api http://{http}");
+        }
+        false => {
+            println!("  (the VIP data plane is off: run the demo as root to balance {DEMO_VIP})")
+        }
     }
     println!("\nCtrl-C stops everything.");
 }

@@ -20,6 +20,7 @@ pub mod published;
 pub mod registrations;
 pub mod source;
 pub mod tls;
+pub mod vips;
 
 use std::path::Path;
 
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::FakeMaster(args) => run_fake_master(&args).await,
         Command::Services(args) => operator::services(&args).await,
         Command::Members(args) => operator::members(&args).await,
+        Command::Vips(args) => operator::vips(&args).await,
         Command::Tls(TlsCommand::Ca(args)) => {
             let cert = tls::create_ca(&args.dir, args.days)?;
             println!("created the cluster CA: {}", cert.display());

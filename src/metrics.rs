@@ -147,3 +147,141 @@ impl ClusterMetrics {
         *last = now;
     }
 }
+
+/// VIP metrics, read from the data plane's per-CPU maps at each scrape: per-VIP and per-backend
+/// counters, VIPs by state, backends by reachability.
+pub struct VipCollector {
+    vips: std::sync::Arc<crate::vips::Vips>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+impl VipCollector {
+    /// A collector over `vips`.
+    pub fn new(vips: std::sync::Arc<crate::vips::Vips>) -> prometheus::Result<Self> {
+        let (families, gauges) = vip_vecs()?;
+        let descs = families
+            .iter()
+            .flat_map(|f| prometheus::core::Collector::desc(f).into_iter().cloned())
+            .chain(
+                gauges
+                    .iter()
+                    .flat_map(|g| prometheus::core::Collector::desc(g).into_iter().cloned()),
+            )
+            .collect();
+        Ok(Self { vips, descs })
+    }
+}
+
+/// The counter vectors (VIP packets, bytes, new flows, misses; backend packets, bytes, new
+/// flows) and gauges (VIPs by state, backends by state, data plane on).
+fn vip_vecs() -> prometheus::Result<(Vec<IntCounterVec>, Vec<IntGaugeVec>)> {
+    let vip = ["vip", "protocol"];
+    let backend = ["vip", "protocol", "backend"];
+    let counter =
+        |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels);
+    let counters = vec![
+        counter(
+            "beacon_vip_packets_total",
+            "Packets and socket operations balanced",
+            &vip,
+        )?,
+        counter(
+            "beacon_vip_bytes_total",
+            "Bytes of the packets balanced",
+            &vip,
+        )?,
+        counter(
+            "beacon_vip_new_flows_total",
+            "Flows and sockets given a backend",
+            &vip,
+        )?,
+        counter(
+            "beacon_vip_misses_total",
+            "Packets and connects that found no usable backend",
+            &vip,
+        )?,
+        counter(
+            "beacon_vip_backend_packets_total",
+            "Packets and socket operations sent to a backend",
+            &backend,
+        )?,
+        counter(
+            "beacon_vip_backend_bytes_total",
+            "Bytes sent to a backend",
+            &backend,
+        )?,
+        counter(
+            "beacon_vip_backend_new_flows_total",
+            "Flows and sockets given to a backend",
+            &backend,
+        )?,
+    ];
+    let gauges = vec![
+        IntGaugeVec::new(
+            Opts::new("beacon_vips", "VIPs the catalog declares, by state"),
+            &["state"],
+        )?,
+        IntGaugeVec::new(
+            Opts::new("beacon_vip_backends", "VIP backends, by reachability"),
+            &["state"],
+        )?,
+        IntGaugeVec::new(
+            Opts::new("beacon_vip_data_plane", "1 when the eBPF data plane runs"),
+            &[],
+        )?,
+    ];
+    Ok((counters, gauges))
+}
+
+impl prometheus::core::Collector for VipCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let Ok((counters, gauges)) = vip_vecs() else {
+            return Vec::new();
+        };
+        let state = self.vips.state();
+        let stats = self.vips.stats();
+        for (key, (vip, backends)) in &stats {
+            let name = crate::vips::display_key(key);
+            let labels = [name.as_str(), key.protocol.as_str()];
+            let values = [vip.packets, vip.bytes, vip.new_flows, vip.misses];
+            for (c, v) in counters.iter().zip(values) {
+                c.with_label_values(&labels).inc_by(v);
+            }
+            for (addr, b) in backends {
+                let addr = addr.to_string();
+                let labels = [name.as_str(), key.protocol.as_str(), addr.as_str()];
+                for (c, v) in counters[4..].iter().zip([b.packets, b.bytes, b.new_flows]) {
+                    c.with_label_values(&labels).inc_by(v);
+                }
+            }
+        }
+        let declared = state.table.vips.len() as i64;
+        let programmed = state.programmed.len() as i64;
+        gauges[0].with_label_values(&["programmed"]).set(programmed);
+        gauges[0]
+            .with_label_values(&["not_programmed"])
+            .set(declared - programmed);
+        let backends = state.table.vips.values().flatten();
+        let withdrawn = backends
+            .clone()
+            .filter(|b| state.unreachable.contains(&b.node))
+            .count() as i64;
+        gauges[1]
+            .with_label_values(&["reachable"])
+            .set(backends.count() as i64 - withdrawn);
+        gauges[1].with_label_values(&["withdrawn"]).set(withdrawn);
+        gauges[2]
+            .with_label_values::<&str>(&[])
+            .set(i64::from(self.vips.is_on()));
+        let families = counters
+            .iter()
+            .flat_map(prometheus::core::Collector::collect);
+        families
+            .chain(gauges.iter().flat_map(prometheus::core::Collector::collect))
+            .collect()
+    }
+}

@@ -1,5 +1,5 @@
-//! Operator commands that ask a running agent over its HTTP API: `beacon services` and
-//! `beacon members`.
+//! Operator commands that ask a running agent over its HTTP API: `beacon services`,
+//! `beacon members` and `beacon vips`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,6 +59,51 @@ pub async fn members(args: &QueryArgs) -> Result<(), BoxError> {
             m["incarnation"],
             seen
         );
+    }
+    Ok(())
+}
+
+/// `beacon vips`: each VIP with its address, whether it is programmed, and its backends.
+pub async fn vips(args: &QueryArgs) -> Result<(), BoxError> {
+    let vips = get_json(&args.api, "/v1/vips").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&vips)?);
+        return Ok(());
+    }
+    for v in vips.as_array().into_iter().flatten() {
+        let addresses: Vec<&str> = ["address", "address6"]
+            .iter()
+            .filter_map(|k| v[*k].as_str())
+            .collect();
+        println!(
+            "{} {} {}  {}  packets {} bytes {} flows {}",
+            v["vip"].as_str().unwrap_or(""),
+            v["protocol"].as_str().unwrap_or(""),
+            addresses.join(" "),
+            if v["programmed"] == true {
+                "programmed"
+            } else {
+                "not programmed"
+            },
+            v["packets"],
+            v["bytes"],
+            v["new_flows"],
+        );
+        for b in v["backend"].as_array().into_iter().flatten() {
+            println!(
+                "    {:<40} weight {} node {:<20} {}  packets {} flows {}",
+                format!("{}:{}", b["ip"].as_str().unwrap_or(""), b["port"]),
+                b["weight"],
+                b["node"].as_str().unwrap_or(""),
+                if b["reachable"] == true {
+                    "reachable"
+                } else {
+                    "withdrawn"
+                },
+                b["packets"],
+                b["new_flows"],
+            );
+        }
     }
     Ok(())
 }

@@ -62,6 +62,18 @@ impl Origins {
         self.publish(&fragments)
     }
 
+    /// The VIP side of the publisher.
+    pub fn vips(&self) -> &Arc<crate::vips::Vips> {
+        self.publisher.vips()
+    }
+
+    /// Publishes the fragments again, unchanged: what VIPs may use changed (a node went down
+    /// or came back). Blocking.
+    pub fn republish(&self) -> Result<Option<Arc<Published>>, String> {
+        let fragments = self.fragments.lock().unwrap_or_else(|e| e.into_inner());
+        self.publish(&fragments)
+    }
+
     fn publish(
         &self,
         fragments: &BTreeMap<String, Arc<Catalog>>,
@@ -71,8 +83,18 @@ impl Origins {
         }
         let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
         self.publisher
-            .publish(&self.current, merged)
+            .publish(&self.current, merged, &agent_owners(fragments))
             .map(Some)
             .map_err(|e| e.to_string())
     }
+}
+
+/// The gossip node of each Mesos agent some node polls: a node's fragment names its agent.
+fn agent_owners(fragments: &BTreeMap<String, Arc<Catalog>>) -> BTreeMap<String, String> {
+    let nodes = fragments
+        .iter()
+        .filter_map(|(origin, f)| Some((origin.strip_prefix("node/")?, f)));
+    nodes
+        .flat_map(|(node, f)| f.agents.iter().map(|a| (a.id.clone(), node.to_string())))
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! What the agent currently serves: one catalog and everything derived from it, swapped whole.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,6 +13,7 @@ use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, generate};
 use beacon_dns::zone::{Zone, ZoneConfig, ZoneError};
 
 use crate::config::Config;
+use crate::vips::Vips;
 
 /// One generation of served data.
 #[derive(Debug)]
@@ -45,11 +47,13 @@ impl Current {
 pub struct Publisher {
     generator: GeneratorConfig,
     zone: ZoneConfig,
+    vips: Arc<Vips>,
 }
 
 impl Publisher {
-    /// A publisher for `config`, whose DNS server answers as `ns_ips` (see [`ns_addresses`]).
-    pub fn new(config: &Config, ns_ips: Vec<IpAddr>) -> Self {
+    /// A publisher for `config`, whose DNS server answers as `ns_ips` (see [`ns_addresses`]),
+    /// programming VIPs through `vips`.
+    pub fn new(config: &Config, ns_ips: Vec<IpAddr>, vips: Arc<Vips>) -> Self {
         let m = &config.mesos_dns;
         let generator = GeneratorConfig {
             domain: m.domain.clone(),
@@ -81,7 +85,16 @@ impl Publisher {
             apex_nodata: config.dns.apex_nodata,
             ptr_records: config.dns.ptr_records,
         };
-        Self { generator, zone }
+        Self {
+            generator,
+            zone,
+            vips,
+        }
+    }
+
+    /// The VIP side.
+    pub fn vips(&self) -> &Arc<Vips> {
+        &self.vips
     }
 
     /// Which task made which record (`/v1/enumerate`): generated again on demand, since keeping
@@ -94,11 +107,13 @@ impl Publisher {
         generate(catalog, &config).enumeration
     }
 
-    /// Builds a generation from `catalog` and makes it current.
+    /// Builds a generation from `catalog` and makes it current. VIPs are programmed before
+    /// the zone naming them is swapped in; `owners` maps Mesos agent ids to gossip nodes.
     pub fn publish(
         &self,
         current: &Current,
         catalog: Catalog,
+        owners: &BTreeMap<String, String>,
     ) -> Result<Arc<Published>, ZoneError> {
         let serial = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -111,6 +126,7 @@ impl Publisher {
                 ..self.zone.clone()
             },
         )?;
+        let zone = zone.with_vips(&self.vips.program(&catalog, owners));
         if zone.skipped() > 0 {
             tracing::debug!(
                 names = zone.skipped(),

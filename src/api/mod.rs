@@ -1,10 +1,12 @@
-//! The HTTP API: the Mesos-DNS endpoints (`research/mesos-dns.md` §6) and the operator
-//! endpoints (`/metrics`, `/healthz`, `/readyz`).
+//! The HTTP API: the Mesos-DNS endpoints (`research/mesos-dns.md` §6), the dcos-net ones
+//! (`/v1/nodes`, `/v1/vips`), registrations, and the operator endpoints (`/metrics`,
+//! `/healthz`, `/readyz`).
 
 mod mesos_dns;
 mod nodes;
 mod ops;
 mod registrations;
+mod vips;
 
 use std::sync::Arc;
 
@@ -43,6 +45,14 @@ impl ApiState {
         registrations: Arc<Registrations>,
         gossip: Option<(beacon_gossip::net::Gossip, std::net::SocketAddr)>,
     ) -> Self {
+        match crate::metrics::VipCollector::new(publisher.vips().clone()) {
+            Ok(collector) => {
+                if let Err(error) = registry.register(Box::new(collector)) {
+                    tracing::warn!(%error, "VIP metrics not registered");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "VIP metrics not registered"),
+        }
         let cluster_metrics = gossip.as_ref().and_then(|_| {
             crate::metrics::ClusterMetrics::new(&registry)
                 .ok()
@@ -67,6 +77,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(ops::routes())
         .merge(registrations::routes())
         .merge(nodes::routes())
+        .merge(vips::routes())
         .fallback(not_found)
         .with_state(state)
 }

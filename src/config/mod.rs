@@ -18,6 +18,7 @@ pub mod native;
 pub use mesos_dns::{MesosCredentials, MesosDnsConfig};
 pub use native::{
     ClusterSettings, DnsSettings, LogSettings, MesosAgentSettings, NativeConfig, NodeSettings,
+    VipSettings,
 };
 
 /// The agent's whole configuration: the Mesos-DNS settings plus Beacon's own.
@@ -27,7 +28,8 @@ pub use native::{
 pub use native::NativeConfig as Config;
 
 impl NativeConfig {
-    /// Loads a Mesos-DNS `config.json`, leaving Beacon's own settings at their defaults.
+    /// Loads a Mesos-DNS `config.json`, leaving Beacon's own settings at their defaults but for
+    /// the VIP data plane, which is off (see [`VipSettings`]).
     ///
     /// A leading `~/` is expanded with `$HOME` and a relative path is made absolute, as Mesos-DNS
     /// does, because the absolute path is what `/v1/config` reports as `File`.
@@ -36,6 +38,7 @@ impl NativeConfig {
         let bytes = read_file(&file)?;
         Ok(Self {
             mesos_dns: MesosDnsConfig::from_json(&bytes, &file)?,
+            vip: VipSettings::off(),
             ..Self::default()
         })
     }

@@ -78,6 +78,14 @@
 //! name = "beacon"                 # cluster name: clusters of other names never merge
 //! withdraw_after_secs = 30        # a node down this long has its records withdrawn everywhere
 //!
+//! [vip]
+//! data_plane = "auto"             # "auto": on when root and BPF allow, else off with one log line;
+//!                                 # "on": refuse to start without it; "off"
+//! cgroup = ""                     # cgroup v2 directory for the socket LB; empty: the cgroup2 mount
+//! xdp_interfaces = []             # interfaces whose arriving packets XDP balances (e.g. "veth-c1")
+//! xdp_mode = "auto"               # "auto", "native" or "generic"
+//! reconcile_secs = 30             # full repair of the BPF maps against the catalog (> 0)
+//!
 //! [log]
 //! filter = "info"                 # tracing EnvFilter directive
 //! ```
@@ -102,6 +110,8 @@ pub struct NativeConfig {
     pub node: NodeSettings,
     /// `[cluster]`: gossip with other nodes.
     pub cluster: ClusterSettings,
+    /// `[vip]`: the VIP data plane.
+    pub vip: VipSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
 }
@@ -141,6 +151,71 @@ impl MesosAgentSettings {
         if self.refresh_seconds == 0 {
             return Err(ConfigError::OutOfRange {
                 key: "mesos_agent.refresh_seconds",
+                value: 0,
+                expected: "at least 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `[vip]`: the eBPF VIP data plane. With `--mesos-dns-config` it is off: a drop-in for
+/// Mesos-DNS should not attach programs to the host's cgroups unasked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VipSettings {
+    /// `auto`, `on` or `off`.
+    pub data_plane: String,
+    /// The cgroup v2 directory the socket LB attaches to; empty: the cgroup2 mount point.
+    pub cgroup: std::path::PathBuf,
+    /// Interfaces where XDP balances arriving packets (and tc reverses the replies).
+    pub xdp_interfaces: Vec<String>,
+    /// `auto`, `native` or `generic`.
+    pub xdp_mode: String,
+    /// Seconds between full reconciles of the BPF maps.
+    pub reconcile_secs: u64,
+}
+
+impl Default for VipSettings {
+    fn default() -> Self {
+        Self {
+            data_plane: "auto".into(),
+            cgroup: std::path::PathBuf::new(),
+            xdp_interfaces: Vec::new(),
+            xdp_mode: "auto".into(),
+            reconcile_secs: 30,
+        }
+    }
+}
+
+impl VipSettings {
+    /// Settings with the data plane off.
+    pub fn off() -> Self {
+        Self {
+            data_plane: "off".into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks the enumerations and the period.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let one_of = |key, value: &str, allowed: &[&str]| match allowed.contains(&value) {
+            true => Ok(()),
+            false => Err(ConfigError::InvalidSetting {
+                key,
+                value: value.to_string(),
+                reason: "expected \"auto\", \"on\" or \"off\" (xdp_mode: \"auto\", \"native\" or \"generic\")",
+            }),
+        };
+        one_of("vip.data_plane", &self.data_plane, &["auto", "on", "off"])?;
+        one_of(
+            "vip.xdp_mode",
+            &self.xdp_mode,
+            &["auto", "native", "generic"],
+        )?;
+        if self.reconcile_secs == 0 {
+            return Err(ConfigError::OutOfRange {
+                key: "vip.reconcile_secs",
                 value: 0,
                 expected: "at least 1",
             });
@@ -358,6 +433,7 @@ impl NativeConfig {
         config.mesos_agent.validate()?;
         config.node.validate()?;
         config.cluster.validate()?;
+        config.vip.validate()?;
         Ok(config)
     }
 
@@ -372,7 +448,8 @@ impl NativeConfig {
         self.dns.validate()?;
         self.mesos_agent.validate()?;
         self.node.validate()?;
-        self.cluster.validate()
+        self.cluster.validate()?;
+        self.vip.validate()
     }
 }
 

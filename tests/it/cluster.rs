@@ -59,7 +59,7 @@ fn start_node(
         "[mesos_dns]\nmasters = [{masters}]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
          refresh_seconds = 60\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
          [node]\nname = \"{name}\"\nstate_dir = \"{}\"\n\
-         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n{agent}",
+         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n[vip]\ndata_plane = \"off\"\n{agent}",
         dir.path(&format!("state-{name}")).display(),
         dir.path(sources.tls_dir).display()
     );

@@ -10,3 +10,4 @@ mod partition;
 mod registrations;
 mod robustness;
 mod support;
+mod vips;

@@ -37,7 +37,7 @@ fn start(
         "[mesos_dns]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
          external_on = false\n\
          [node]\nname = \"{name}\"\n\
-         [cluster]\nlisten = \"{gossip}\"\nseeds = [\"a1@{seed}\"]\ntls_dir = \"{}\"\nwithdraw_after_secs = 120\n",
+         [cluster]\nlisten = \"{gossip}\"\nseeds = [\"a1@{seed}\"]\ntls_dir = \"{}\"\nwithdraw_after_secs = 120\n[vip]\ndata_plane = \"off\"\n",
         dir.path("tls").display()
     );
     let path = dir.path(&format!("{name}.toml"));

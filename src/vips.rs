@@ -1,0 +1,236 @@
+//! The VIP side of publishing. Every catalog that is published goes through [`Vips::program`]:
+//! the VIP table is derived from it, backends on nodes gossip declares down are withdrawn
+//! (failing open when every backend of a VIP is), the data plane's maps are brought in step,
+//! and only then are the names of the VIPs it programmed handed to DNS. A name never resolves
+//! before connections to its address are balanced (the race dcos-net fixed in DCOS_OSS-4939).
+//!
+//! Without a data plane (off, not root, no BPF) the table is still derived, for `/v1/vips`, but
+//! no VIP name is published.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use beacon_catalog::Catalog;
+use beacon_catalog::vip::{L4LB_ZONE, NamedAddresses, VipAddress, VipKey, VipTable, extract};
+use beacon_dns::l4lb::{PublishedVip, published_vips};
+
+use crate::config::VipSettings;
+
+/// Packet counters of a VIP or a backend, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Packets (XDP) or connections and datagrams (socket LB) balanced.
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
+    /// New flows (XDP) or sockets (socket LB) given a backend.
+    pub new_flows: u64,
+    /// Packets or connects that found no usable backend.
+    pub misses: u64,
+}
+
+/// Counters of one VIP and of each of its backends by address.
+pub type VipCounters = (Counters, BTreeMap<std::net::SocketAddr, Counters>);
+
+/// What the VIP side last derived, for the API.
+#[derive(Debug, Default)]
+pub struct VipState {
+    /// Every VIP the catalog declares, with its backends (before withdrawal).
+    pub table: VipTable,
+    /// Named VIPs' addresses.
+    pub addresses: NamedAddresses,
+    /// VIPs whose maps are in place.
+    pub programmed: BTreeSet<VipKey>,
+    /// Nodes (gossip names and their Mesos agent ids) whose backends are withdrawn.
+    pub unreachable: BTreeSet<String>,
+}
+
+/// The VIP table, the data plane, and the nodes gossip declares down.
+pub struct Vips {
+    plane: Option<Mutex<beacon_vip_lb::DataPlane>>,
+    down: Mutex<BTreeSet<String>>,
+    state: ArcSwap<VipState>,
+}
+
+impl std::fmt::Debug for Vips {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vips")
+            .field("data_plane", &self.plane.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vips {
+    /// Starts the data plane as `settings` say. `auto` turns it off, with one log line saying
+    /// why, when it cannot run; `on` makes that an error.
+    pub fn start(settings: &VipSettings) -> Result<Self, String> {
+        let plane = match settings.data_plane.as_str() {
+            "off" => None,
+            mode => match beacon_vip_lb::DataPlane::start(&plane_config(settings)) {
+                Ok(plane) => {
+                    tracing::info!(cgroup = ?settings.cgroup, xdp = ?settings.xdp_interfaces, "VIP data plane on");
+                    Some(Mutex::new(plane))
+                }
+                Err(error) if mode == "on" => return Err(error.to_string()),
+                Err(error) => {
+                    tracing::warn!("VIP data plane off: {error}; DNS publishes no VIP names");
+                    None
+                }
+            },
+        };
+        Ok(Self::with_plane(plane))
+    }
+
+    /// Without a data plane.
+    pub fn off() -> Self {
+        Self::with_plane(None)
+    }
+
+    fn with_plane(plane: Option<Mutex<beacon_vip_lb::DataPlane>>) -> Self {
+        Self {
+            plane,
+            down: Mutex::new(BTreeSet::new()),
+            state: ArcSwap::from_pointee(VipState::default()),
+        }
+    }
+
+    /// Whether the data plane runs.
+    pub fn is_on(&self) -> bool {
+        self.plane.is_some()
+    }
+
+    /// Derives the VIPs of `catalog`, programs them, and returns the named VIPs DNS may
+    /// publish. `owners` maps Mesos agent ids to the gossip node that polls them. Blocking.
+    pub fn program(
+        &self,
+        catalog: &Catalog,
+        owners: &BTreeMap<String, String>,
+    ) -> Vec<PublishedVip> {
+        let table = extract(catalog);
+        let addresses = table.named_addresses();
+        let unreachable = self.unreachable(owners);
+        let programmed = match &self.plane {
+            Some(plane) => {
+                let mut plane = lock(plane);
+                let desired = beacon_vip_lb::desired(&table, &addresses, &unreachable);
+                if let Err(error) = plane.apply(&desired) {
+                    tracing::warn!(%error, "could not program every VIP");
+                }
+                plane.programmed()
+            }
+            None => BTreeSet::new(),
+        };
+        let live = VipTable {
+            vips: (table.vips.iter())
+                .filter(|(k, _)| programmed.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            warnings: Vec::new(),
+        };
+        let names = published_vips(&live, &addresses);
+        self.state.store(Arc::new(VipState {
+            table,
+            addresses,
+            programmed,
+            unreachable,
+        }));
+        names
+    }
+
+    /// Records that gossip declared `node` down (or up again); whether that changed anything.
+    pub fn set_down(&self, node: &str, down: bool) -> bool {
+        let mut set = lock(&self.down);
+        match down {
+            true => set.insert(node.to_string()),
+            false => set.remove(node),
+        }
+    }
+
+    /// What was last derived.
+    pub fn state(&self) -> Arc<VipState> {
+        self.state.load_full()
+    }
+
+    /// Counters per VIP and backend; empty without a data plane. Blocking (reads the maps).
+    pub fn stats(&self) -> BTreeMap<VipKey, VipCounters> {
+        let Some(plane) = &self.plane else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for stats in lock(plane).stats() {
+            add_stats(&mut out, stats);
+        }
+        out
+    }
+
+    /// Repairs drift between the maps and the last programmed state. Blocking.
+    pub fn reconcile(&self) {
+        let Some(plane) = &self.plane else { return };
+        match lock(plane).reconcile() {
+            Ok(report) => tracing::debug!(?report, "VIP maps reconciled"),
+            Err(error) => tracing::warn!(%error, "VIP reconcile failed"),
+        }
+    }
+
+    fn unreachable(&self, owners: &BTreeMap<String, String>) -> BTreeSet<String> {
+        let down = lock(&self.down).clone();
+        let agents = owners
+            .iter()
+            .filter(|(_, node)| down.contains(*node))
+            .map(|(agent, _)| agent.clone());
+        agents.chain(down.iter().cloned()).collect()
+    }
+}
+
+/// How a VIP is named in the API and metrics: `<name>.<framework>.l4lb.thisdcos.directory:<port>`
+/// or `<ip>:<port>`, as dcos-net's `/v1/vips` does.
+pub fn display_key(key: &VipKey) -> String {
+    match &key.address {
+        VipAddress::Named(name) => {
+            let fqdn = name.fqdn_in(L4LB_ZONE);
+            format!("{}:{}", fqdn.trim_end_matches('.'), key.port)
+        }
+        VipAddress::Ip(ip) => std::net::SocketAddr::new(*ip, key.port).to_string(),
+    }
+}
+
+/// Sums a kernel VIP's counters (a named VIP has one per address family) into `into`.
+fn add_stats(into: &mut BTreeMap<VipKey, VipCounters>, stats: beacon_vip_lb::VipStats) {
+    let (vip, backends) = into.entry(stats.key).or_default();
+    vip.add(&stats.counters);
+    for b in stats.backends {
+        backends.entry(b.addr).or_default().add(&b.counters);
+    }
+}
+
+impl Counters {
+    fn add(&mut self, c: &beacon_vip_lb::Counters) {
+        self.packets += c.packets;
+        self.bytes += c.bytes;
+        self.new_flows += c.new_flows;
+        self.misses += c.misses;
+    }
+}
+
+fn plane_config(settings: &VipSettings) -> beacon_vip_lb::DataPlaneConfig {
+    let defaults = beacon_vip_lb::DataPlaneConfig::default();
+    beacon_vip_lb::DataPlaneConfig {
+        cgroup: match settings.cgroup.as_os_str().is_empty() {
+            true => defaults.cgroup.clone(),
+            false => settings.cgroup.clone(),
+        },
+        xdp_interfaces: settings.xdp_interfaces.clone(),
+        xdp_mode: match settings.xdp_mode.as_str() {
+            "native" => beacon_vip_lb::XdpModeSetting::Native,
+            "generic" => beacon_vip_lb::XdpModeSetting::Generic,
+            _ => beacon_vip_lb::XdpModeSetting::Auto,
+        },
+        reconcile_interval: std::time::Duration::from_secs(settings.reconcile_secs.max(1)),
+        ..defaults
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,193 @@
+//! VIPs end to end through a real agent (root: it loads BPF programs): a named VIP and an IP
+//! VIP declared by port labels in the master's state are programmed into the socket LB, attached
+//! to a cgroup the test makes; the l4lb name answers only then; a client in that cgroup reaches
+//! the backends through the VIP; `/v1/vips` and `/metrics` count it; a backend removed from the
+//! state gets no more connections; an agent without a data plane publishes no VIP name.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use serde_json::json;
+
+use crate::netns::privileged;
+use crate::support::*;
+
+const NAME: &str = "web.marathon.l4lb.thisdcos.directory.";
+const IP_VIP: &str = "198.18.7.7"; // benchmarking range: never routed, only ever rewritten
+
+/// A cgroup v2 directory under the cgroup2 mount, removed on drop.
+struct Cgroup(PathBuf);
+
+impl Cgroup {
+    fn new() -> Self {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        let root = mounts
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(2) == Some(&"cgroup2"))
+            .map(|f| PathBuf::from(f[1]))
+            .expect("a cgroup2 mount");
+        let dir = root.join(format!("beacon-it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// What a client in this cgroup reads from `ip:port` (bash's /dev/tcp: connect, read all).
+    fn fetch(&self, ip: &str, port: u16) -> String {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec 3<>/dev/tcp/{ip}/{port} && timeout 5 cat <&3",
+            self.0.display()
+        );
+        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A TCP server on 127.0.0.1 that writes its name to every connection.
+fn backend(name: &'static str) -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(format!("{name}\n").as_bytes());
+        }
+    });
+    port
+}
+
+fn state(master: std::net::SocketAddr, ports: &[(u16, &str)]) -> Vec<u8> {
+    let tasks: Vec<_> = ports
+        .iter()
+        .map(|(port, id)| {
+            json!({"id": id, "name": "web", "slave_id": "S1", "state": "TASK_RUNNING",
+            "resources": {"ports": format!("[{port}-{port}]")},
+            "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0,
+                "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": "127.0.0.1"}]}]}}],
+            "discovery": {"name": "web", "ports": {"ports": [{"number": port, "protocol": "tcp", "name": "http",
+                "labels": {"labels": [{"key": "VIP_0", "value": "/web:80"}, {"key": "VIP_1", "value": format!("{IP_VIP}:8080")}]}}]}}})
+        })
+        .collect();
+    json!({"leader": format!("master@{master}"),
+        "slaves": [{"id": "S1", "hostname": "127.0.0.1", "pid": "slave(1)@127.0.0.1:5051"}],
+        "frameworks": [{"name": "marathon", "tasks": tasks}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn start_agent(
+    dir: &TempDir,
+    name: &str,
+    master: std::net::SocketAddr,
+    vip: &str,
+) -> (Proc, std::net::SocketAddr, std::net::SocketAddr) {
+    let (dns, http) = (free_port(), free_port());
+    let toml = format!(
+        "[mesos_dns]\nmasters = [\"{master}\"]\nrefresh_seconds = 1\nlistener = \"127.0.0.1\"\nport = {dns}\n\
+         http_listener = \"127.0.0.1\"\nhttp_port = {http}\nexternal_on = false\n[vip]\n{vip}\n"
+    );
+    let path = dir.path(&format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.args(["agent", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if std::env::var_os("BEACON_TEST_LOG").is_none() {
+        cmd.stderr(Stdio::null());
+    }
+    let proc = Proc(cmd.spawn().unwrap());
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    wait_until("agent ready", || {
+        http_get(http, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    (proc, ([127, 0, 0, 1], dns).into(), http)
+}
+
+fn vip_address(dns: std::net::SocketAddr) -> Option<String> {
+    let reply = query(dns, NAME, RecordType::A, Ask::UDP);
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(a.0.to_string()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_named_vip_and_an_ip_vip_reach_their_backends() {
+    if !privileged("VIP test") {
+        return;
+    }
+    let dir = TempDir::new("vips");
+    let cgroup = Cgroup::new();
+    let ports = [
+        (backend("b1"), "web.1"),
+        (backend("b2"), "web.2"),
+        (backend("b3"), "web.3"),
+    ];
+    let master_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let master = FakeMaster::start_on(&dir, &state(master_addr, &ports), master_addr);
+    let vip = format!("data_plane = \"on\"\ncgroup = \"{}\"", cgroup.0.display());
+    let (_agent, dns, http) = start_agent(&dir, "on", master.addr, &vip);
+
+    wait_until("the l4lb name answers", || vip_address(dns).is_some());
+    let address = vip_address(dns).unwrap();
+    assert!(address.starts_with("11."), "{address}");
+    let vips = http_get(http, "/v1/vips").unwrap().json();
+    let named = vips
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vip"] == "web.marathon.l4lb.thisdcos.directory:80")
+        .unwrap_or_else(|| panic!("{vips}"));
+    assert_eq!(named["address"], address.as_str());
+    assert_eq!(named["programmed"], true);
+    assert_eq!(named["backend"].as_array().unwrap().len(), 3);
+
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let reply = cgroup.fetch(&address, 80);
+        assert!(["b1", "b2", "b3"].contains(&reply.as_str()), "{reply:?}");
+        seen.insert(reply);
+    }
+    assert!(seen.len() >= 2, "12 connections all went to {seen:?}");
+    assert!(["b1", "b2", "b3"].contains(&cgroup.fetch(IP_VIP, 8080).as_str()));
+
+    let metrics = http_get(http, "/metrics").unwrap().text();
+    assert!(metrics.contains("beacon_vip_data_plane 1"), "{metrics}");
+    let flows = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("beacon_vip_new_flows_total{")
+                && l.contains("web.marathon.l4lb.thisdcos.directory:80")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(flows.is_some_and(|n| n >= 12), "{metrics}");
+
+    // b3's task goes away: no connection reaches it any more.
+    master.serve(&state(master.addr, &ports[..2]));
+    wait_until("b3 out of /v1/vips", || {
+        let vips = http_get(http, "/v1/vips").unwrap().json();
+        vips.as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["backend"].as_array().unwrap().len() == 2)
+    });
+    for _ in 0..12 {
+        let reply = cgroup.fetch(&address, 80);
+        assert!(["b1", "b2"].contains(&reply.as_str()), "{reply:?}");
+    }
+
+    // Without a data plane the same catalog publishes no VIP name.
+    let (_off, off_dns, _) = start_agent(&dir, "off", master.addr, "data_plane = \"off\"");
+    let reply = query(off_dns, NAME, RecordType::A, Ask::UDP);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+}
