@@ -218,7 +218,8 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     // kill -9 of a node withdraws its services from the others after the grace period (5 s),
     // and they come back when it restarts (from its state directory, with a newer version).
     let mut nodes = nodes;
-    let body = json!({"name": "api", "framework": "shop", "ips": ["10.9.0.8"]});
+    let body = json!({"name": "api", "framework": "shop", "ips": ["10.9.0.8"],
+        "ports": [{"number": 8080, "protocol": "tcp", "labels": {"VIP_0": "/api:80"}}]});
     let put = http_request(
         nodes[4].http,
         "PUT",
@@ -235,8 +236,25 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     };
     wait_until("n5's service on n1", || answered(&nodes[0]));
     let (dns, http) = (nodes[4].dns, nodes[4].http);
+    let api_backend_reachable = |node: &Node| -> Option<bool> {
+        let vips = http_get(node.http, "/v1/vips").ok()?.json();
+        let vips = vips.as_array()?;
+        let api = vips
+            .iter()
+            .find(|v| v["vip"] == "api.shop.l4lb.thisdcos.directory:80")?;
+        api["backend"][0]["reachable"].as_bool()
+    };
+    assert_eq!(api_backend_reachable(&nodes[0]), Some(true));
     drop(nodes.pop()); // SIGKILL
     let killed = std::time::Instant::now();
+    // Its VIP backends are withdrawn as soon as it is declared down, before its records go.
+    wait_until("n5's VIP backend withdrawn on n1", || {
+        api_backend_reachable(&nodes[0]) == Some(false)
+    });
+    assert!(
+        answered(&nodes[0]),
+        "records withdrawn before the grace period"
+    );
     wait_until("n5's service withdrawn from the four others", || {
         nodes.iter().all(|n| !answered(n))
     });
