@@ -137,6 +137,8 @@ pub struct Limits {
     pub max_backends: u32,
     /// Ring slots per VIP (prime).
     pub ring_size: u32,
+    /// Slots of XDP's VIP index `beacon_vip_slots` (a power of two).
+    pub vip_slots: u32,
 }
 
 impl Limits {
@@ -145,6 +147,7 @@ impl Limits {
         max_vips: abi::MAX_VIPS,
         max_backends: abi::MAX_BACKENDS - 1,
         ring_size: abi::RING_SIZE,
+        vip_slots: abi::VIP_SLOTS,
     };
 }
 

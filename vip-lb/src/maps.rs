@@ -9,7 +9,7 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use aya::Ebpf;
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, IterableMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use beacon_ebpf::abi;
 
 use crate::dataplane::DataPlaneError;
@@ -21,6 +21,7 @@ pub(crate) struct Maps {
     vips: HashMap<MapData, abi::VipKey, abi::VipInfo>,
     backends: Array<MapData, abi::Backend>,
     rings: MapData,
+    slots: Array<MapData, abi::VipSlot>,
     vip_stats: PerCpuArray<MapData, abi::LbCounters>,
     backend_stats: PerCpuArray<MapData, abi::LbCounters>,
     stats: PerCpuArray<MapData, u64>,
@@ -49,6 +50,8 @@ impl Maps {
             backends: Array::try_from(take(abi::maps::BACKENDS)?)
                 .map_err(typed(abi::maps::BACKENDS))?,
             rings,
+            slots: Array::try_from(take(abi::maps::VIP_SLOTS)?)
+                .map_err(typed(abi::maps::VIP_SLOTS))?,
             vip_stats: PerCpuArray::try_from(take(abi::maps::VIP_STATS)?)
                 .map_err(typed(abi::maps::VIP_STATS))?,
             backend_stats: PerCpuArray::try_from(take(abi::maps::BACKEND_STATS)?)
@@ -79,6 +82,10 @@ impl Maps {
                 .vips
                 .insert(key, info, 0)
                 .map_err(|e| map_error(abi::maps::VIPS, "update", &e)),
+            Op::VipSlot { slot, entry } => self
+                .slots
+                .set(*slot, entry, 0)
+                .map_err(|e| map_error(abi::maps::VIP_SLOTS, "update", &e)),
             Op::DeleteVip { key } => match self.vips.remove(key) {
                 Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
                 Err(e) => Err(map_error(abi::maps::VIPS, "delete", &e)),
@@ -102,6 +109,12 @@ impl Maps {
         let count = state.entries().len() as u32;
         snap.backends = lookup_batch(self.backends_fd(), 0, count)
             .map_err(|e| io_error(abi::maps::BACKENDS, "lookup batch", &e))?;
+        snap.slots = lookup_batch(
+            self.slots.map().fd().as_fd(),
+            0,
+            state.slot_entries().len() as u32,
+        )
+        .map_err(|e| io_error(abi::maps::VIP_SLOTS, "lookup batch", &e))?;
         for slot in state.vips().values() {
             let row = lookup_batch(
                 self.rings.fd().as_fd(),
@@ -131,18 +144,17 @@ impl Maps {
 
     /// The kernel id of a map, by name (tests open it to tamper with it).
     pub(crate) fn id(&self, name: &str) -> Option<u32> {
-        use aya::maps::IterableMap;
         let data: &MapData = match name {
             abi::maps::VIPS => self.vips.map(),
             abi::maps::BACKENDS => self.backends.map(),
             abi::maps::RINGS => &self.rings,
+            abi::maps::VIP_SLOTS => self.slots.map(),
             _ => return None,
         };
         data.info().ok().map(|i| i.id())
     }
 
     fn backends_fd(&self) -> BorrowedFd<'_> {
-        use aya::maps::IterableMap;
         self.backends.map().fd().as_fd()
     }
 }

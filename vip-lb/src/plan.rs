@@ -62,6 +62,13 @@ pub enum Op {
         /// Its row.
         info: abi::VipInfo,
     },
+    /// Write slot `slot` of XDP's VIP index `beacon_vip_slots`.
+    VipSlot {
+        /// The slot.
+        slot: u32,
+        /// Its content.
+        entry: abi::VipSlot,
+    },
     /// Delete a `beacon_vips` entry.
     DeleteVip {
         /// The key.
@@ -119,6 +126,8 @@ pub struct Snapshot {
     pub backends: Vec<abi::Backend>,
     /// Ring rows, for the rows the model uses.
     pub rings: HashMap<u32, Vec<u32>>,
+    /// `beacon_vip_slots`, every slot.
+    pub slots: Vec<abi::VipSlot>,
 }
 
 /// The model of the maps.
@@ -134,6 +143,10 @@ pub struct State {
     entries: Vec<abi::Backend>,
     /// Last generation given to each id.
     generations: Vec<u32>,
+    /// What `beacon_vip_slots[slot]` should hold, for every slot.
+    slots: Vec<abi::VipSlot>,
+    /// The slot each kernel VIP occupies (none: overflowed to the hash map).
+    slot_of: HashMap<VipId, u32>,
 }
 
 /// A programmed kernel VIP.
@@ -163,7 +176,14 @@ impl State {
             quarantine: VecDeque::new(),
             entries: vec![abi::Backend::default(); limits.max_backends as usize + 1],
             generations: vec![0; limits.max_backends as usize + 1],
+            slots: vec![abi::VipSlot::default(); limits.vip_slots as usize],
+            slot_of: HashMap::new(),
         }
+    }
+
+    /// Intended content of every `beacon_vip_slots` slot.
+    pub fn slot_entries(&self) -> &[abi::VipSlot] {
+        &self.slots
     }
 
     /// The programmed kernel VIPs.
@@ -306,6 +326,22 @@ impl State {
                 plan.ops.push(Op::Vip { key, info });
                 plan.repairs += 1;
             }
+        }
+        for (i, want) in self.slots.iter().enumerate() {
+            if snap.slots.get(i) != Some(want) {
+                // i < vip_slots, a u32. An empty version first: a lookup never sees half of
+                // the real entry.
+                let slot = i as u32;
+                if want.key.family != 0 {
+                    let mut empty = *want;
+                    empty.key.family = 0;
+                    plan.ops.push(Op::VipSlot { slot, entry: empty });
+                }
+                plan.ops.push(Op::VipSlot { slot, entry: *want });
+                plan.repairs += 1;
+            }
+        }
+        for id in self.vips.keys() {
             plan.ops.push(Op::Programmed(*id));
         }
         self.expire(now, grace, &mut plan);
@@ -320,6 +356,15 @@ impl State {
             return;
         };
         plan.vips_removed += 1;
+        if let Some(at) = self.slot_of.remove(id) {
+            // XDP stops matching it from here (family 0 never matches).
+            let entry = &mut self.slots[at as usize];
+            entry.key.family = 0;
+            plan.ops.push(Op::VipSlot {
+                slot: at,
+                entry: *entry,
+            });
+        }
         plan.ops.push(Op::DeleteVip {
             key: kernel_key(id),
         });
@@ -452,6 +497,7 @@ impl State {
             key: kernel_key(&d.id),
             info: vip_info(index),
         });
+        self.place_slot(d.id, index, plan);
         plan.ops.push(Op::Programmed(d.id));
         self.vips.insert(
             d.id,
@@ -463,6 +509,56 @@ impl State {
                 complete: false,
             },
         );
+    }
+
+    /// Puts a new VIP into XDP's slot index: the first free candidate slot, written empty
+    /// (family 0) then whole; or, with every candidate taken, the overflow mark on the first
+    /// candidate (XDP then asks `beacon_vips`).
+    fn place_slot(&mut self, id: VipId, index: u32, plan: &mut Plan) {
+        let key = kernel_key(&id);
+        let n = self.limits.vip_slots;
+        let h = abi::vip_slot_hash(&key);
+        let candidates: Vec<u32> = (0..abi::VIP_SLOT_PROBES)
+            .map(|i| h.wrapping_add(i) & (n - 1))
+            .collect();
+        let taken: BTreeSet<u32> = self.slot_of.values().copied().collect();
+        match candidates.iter().find(|c| !taken.contains(c)) {
+            Some(&at) => {
+                let entry = &mut self.slots[at as usize];
+                let overflow = entry.overflow;
+                let mut empty = abi::VipSlot {
+                    key,
+                    info: vip_info(index),
+                    overflow,
+                };
+                empty.key.family = 0;
+                plan.ops.push(Op::VipSlot {
+                    slot: at,
+                    entry: empty,
+                });
+                *entry = abi::VipSlot {
+                    key,
+                    info: vip_info(index),
+                    overflow,
+                };
+                plan.ops.push(Op::VipSlot {
+                    slot: at,
+                    entry: *entry,
+                });
+                self.slot_of.insert(id, at);
+            }
+            None => {
+                let first = candidates[0];
+                let entry = &mut self.slots[first as usize];
+                if entry.overflow == 0 {
+                    entry.overflow = 1;
+                    plan.ops.push(Op::VipSlot {
+                        slot: first,
+                        entry: *entry,
+                    });
+                }
+            }
+        }
     }
 
     /// The entry of id `id` for backend `b`: its address, drain flag and the id's generation.

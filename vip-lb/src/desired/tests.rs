@@ -183,6 +183,7 @@ fn limits_skip_whole_vips_deterministically() {
         max_vips: 3,
         max_backends: 4,
         ring_size: 13,
+        vip_slots: 16,
     };
     let n = |i: u8, k: usize| {
         (
@@ -220,6 +221,7 @@ fn limits_skip_whole_vips_deterministically() {
         max_vips: 2,
         max_backends: 100,
         ring_size: 13,
+        vip_slots: 16,
     };
     let d = desired_with_limits(&t, &t.named_addresses(), &none(), limits);
     assert_eq!(d.vips().len(), 2);

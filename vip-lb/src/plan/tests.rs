@@ -9,6 +9,7 @@ const LIMITS: Limits = Limits {
     max_vips: 4,
     max_backends: 8,
     ring_size: 13,
+    vip_slots: 16,
 };
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -53,6 +54,7 @@ struct Kernel {
     vips: HashMap<abi::VipKey, abi::VipInfo>,
     backends: BTreeMap<u32, abi::Backend>,
     rings: HashMap<u32, Vec<u32>>,
+    slots: BTreeMap<u32, abi::VipSlot>,
     destroys: u32,
 }
 
@@ -78,6 +80,9 @@ impl Kernel {
                 Op::DeleteVip { key } => {
                     self.vips.remove(key);
                 }
+                Op::VipSlot { slot, entry } => {
+                    self.slots.insert(*slot, *entry);
+                }
                 Op::Programmed(vip) => state.mark_complete(vip),
                 Op::DestroyUdp => self.destroys += 1,
                 Op::ResetVipStats { .. } | Op::ResetBackendStats { .. } => {}
@@ -90,16 +95,28 @@ impl Kernel {
         for (id, b) in &self.backends {
             backends[*id as usize] = *b;
         }
+        let mut slots = vec![abi::VipSlot::default(); LIMITS.vip_slots as usize];
+        for (i, e) in &self.slots {
+            slots[*i as usize] = *e;
+        }
         Snapshot {
             vips: self.vips.clone(),
             backends,
             rings: self.rings.clone(),
+            slots,
         }
     }
 
-    /// The backend addresses a VIP's ring names, as the data plane would see them.
+    /// The backend addresses a VIP's ring names, as the data plane would see them (looking the
+    /// VIP up in the slots first, as XDP does).
     fn ring_addrs(&self, vip: &str) -> BTreeSet<SocketAddr> {
-        let info = self.vips[&kernel_key(&vid(vip))];
+        let key = kernel_key(&vid(vip));
+        let info = self.vips[&key];
+        let in_slot = self.slots.values().any(|s| s.key == key && s.info == info);
+        assert!(
+            in_slot,
+            "{vip} is in beacon_vips but not in beacon_vip_slots"
+        );
         self.rings[&info.index]
             .iter()
             .filter(|id| **id != 0)
@@ -130,6 +147,8 @@ fn a_new_vip_is_written_backends_then_ring_then_entry() {
             Op::Backend { .. } => "backend",
             Op::Ring { .. } => "ring",
             Op::Vip { .. } => "vip",
+            Op::VipSlot { entry, .. } if entry.key.family == 0 => "empty-slot",
+            Op::VipSlot { .. } => "slot",
             Op::Programmed(_) => "programmed",
             Op::ResetVipStats { .. } | Op::ResetBackendStats { .. } => "reset",
             Op::DeleteVip { .. } | Op::DestroyUdp => "other",
@@ -138,7 +157,16 @@ fn a_new_vip_is_written_backends_then_ring_then_entry() {
         .collect();
     assert_eq!(
         kinds,
-        ["backend", "backend", "backend", "ring", "vip", "programmed"]
+        [
+            "backend",
+            "backend",
+            "backend",
+            "ring",
+            "vip",
+            "empty-slot",
+            "slot",
+            "programmed"
+        ]
     );
     assert_eq!(plan.vips_added, 1);
     assert_eq!(plan.ring_slots, 13);
@@ -293,8 +321,9 @@ fn removal_runs_in_reverse_and_frees_capacity() {
     let p = s.plan(&want(&[("10.9.0.1:80", three())]), t0, GRACE);
     k.run(&mut s, &p);
     let p = s.plan(&want(&[]), t0, GRACE);
-    assert!(matches!(p.ops[0], Op::DeleteVip { .. }));
-    assert!(matches!(p.ops[1], Op::Ring { .. }));
+    assert!(matches!(p.ops[0], Op::VipSlot { entry, .. } if entry.key.family == 0));
+    assert!(matches!(p.ops[1], Op::DeleteVip { .. }));
+    assert!(matches!(p.ops[2], Op::Ring { .. }));
     assert_eq!(p.backends_removed, 3);
     k.run(&mut s, &p);
     assert!(k.vips.is_empty());
@@ -360,8 +389,10 @@ fn repair_rewrites_what_drifted_and_counts_it() {
         kernel_key(&vid("10.9.9.9:80")),
         abi::VipInfo { index: 3, flags: 0 },
     );
+    let slot = *k.slots.keys().next().unwrap();
+    k.slots.get_mut(&slot).unwrap().info.index = 3;
     let p = s.repair(&k.snapshot(), t0, GRACE);
-    assert_eq!(p.repairs, 4);
+    assert_eq!(p.repairs, 5);
     assert_eq!(p.ring_slots, 1);
     k.run(&mut s, &p);
     assert_eq!(s.repair(&k.snapshot(), t0, GRACE).repairs, 0);
@@ -388,7 +419,42 @@ fn an_incomplete_vip_is_not_programmed_until_repaired() {
     k.run(&mut s, &partial);
     assert!(s.programmed().is_empty());
     let p = s.repair(&k.snapshot(), t0, GRACE);
-    assert_eq!(p.repairs, 2, "the ring row and the VIP entry");
+    assert_eq!(p.repairs, 3, "the ring row, the VIP entry and its slot");
     k.run(&mut s, &p);
     assert_eq!(s.programmed(), [key("10.9.0.1:80")].into());
+}
+
+#[test]
+fn full_slot_candidates_overflow_to_the_hash_map() {
+    // Four slots, four probes: every VIP's candidates are all four slots; the fifth overflows.
+    let limits = Limits {
+        max_vips: 8,
+        vip_slots: 4,
+        ..LIMITS
+    };
+    let table = VipTable {
+        vips: (1..=5)
+            .map(|i| (key(&format!("10.9.0.{i}:80")), vec![be("10.0.0.1:80", 1)]))
+            .collect(),
+        warnings: Vec::new(),
+    };
+    let d = desired_with_limits(&table, &NamedAddresses::default(), &BTreeSet::new(), limits);
+    let mut s = State::new(limits);
+    let p = s.plan(&d, Instant::now(), GRACE);
+    assert_eq!(p.vips_added, 5);
+    let marks = p
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::VipSlot { entry, .. } if entry.overflow == 1))
+        .count();
+    assert_eq!(
+        marks, 1,
+        "one overflow mark, on the fifth VIP's first candidate"
+    );
+    let used = s
+        .slot_entries()
+        .iter()
+        .filter(|e| e.key.family != 0)
+        .count();
+    assert_eq!(used, 4);
 }

@@ -1,0 +1,212 @@
+//! The packet path end to end: a client namespace sends to VIPs through a "node" namespace that
+//! runs `beacon_xdp_lb` on its client-facing veth (and `beacon_tc_revnat` on the same veth's
+//! egress) and forwards to backends in two backend namespaces. Every namespace and veth is made
+//! by the test and deleted at its end; no traffic leaves them.
+//!
+//! ```text
+//!  client ns               node ns (ip_forward, XDP + tc on vn*)         backend ns 1 / 2
+//!  vc* 10.77.1.2 ── vn* 10.77.1.1      vm1* 10.77.2.1 ── vb1* 10.77.2.11-13   (be1..be3, u1)
+//!                                      vm2* 10.77.3.1 ── vb2* 10.77.3.14-15   (be4, be5, u4)
+//! ```
+//!
+//! Needs root; under `CI=true` a non-root run fails. `BEACON_TEST_XDP_MODE=native|generic|auto`
+//! picks the XDP mode (default auto).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use beacon_catalog::vip::Protocol;
+use beacon_vip_lb::{DataPlane, DataPlaneConfig, XdpModeSetting, desired};
+use support::*;
+
+struct Topology {
+    client: Netns,
+    node: Netns,
+    b1: Netns,
+    b2: Netns,
+    /// The node's client-facing interface.
+    ifname: String,
+}
+
+fn topology() -> Topology {
+    let t = tag();
+    let client = Netns::new(&format!("bvx-c-{t}"));
+    let node = Netns::new(&format!("bvx-n-{t}"));
+    let b1 = Netns::new(&format!("bvx-b1-{t}"));
+    let b2 = Netns::new(&format!("bvx-b2-{t}"));
+    let link = |a: &str, a_ns: &Netns, b: &str, b_ns: &Netns| {
+        sh(&format!(
+            "ip link add {a} netns {} type veth peer name {b} netns {}",
+            a_ns.name, b_ns.name
+        ));
+        a_ns.ip(&format!("link set {a} up"));
+        b_ns.ip(&format!("link set {b} up"));
+    };
+    let (vc, vn) = (format!("vc{t}"), format!("vn{t}"));
+    link(&vc, &client, &vn, &node);
+    link(&format!("vb1{t}"), &b1, &format!("vm1{t}"), &node);
+    link(&format!("vb2{t}"), &b2, &format!("vm2{t}"), &node);
+    client.ip(&format!("addr add 10.77.1.2/24 dev {vc}"));
+    client.ip("route add default via 10.77.1.1");
+    node.ip(&format!("addr add 10.77.1.1/24 dev {vn}"));
+    node.ip(&format!("addr add 10.77.2.1/24 dev vm1{t}"));
+    node.ip(&format!("addr add 10.77.3.1/24 dev vm2{t}"));
+    node.sysctl("net.ipv4.ip_forward=1");
+    for i in 11..=13 {
+        b1.ip(&format!("addr add 10.77.2.{i}/24 dev vb1{t}"));
+    }
+    b1.ip("route add default via 10.77.2.1");
+    for i in 14..=15 {
+        b2.ip(&format!("addr add 10.77.3.{i}/24 dev vb2{t}"));
+    }
+    b2.ip("route add default via 10.77.3.1");
+    Topology {
+        client,
+        node,
+        b1,
+        b2,
+        ifname: vn,
+    }
+}
+
+fn xdp_mode() -> XdpModeSetting {
+    std::env::var("BEACON_TEST_XDP_MODE")
+        .ok()
+        .map(|m| m.parse().unwrap())
+        .unwrap_or_default()
+}
+
+#[test]
+fn xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes() {
+    if !privileged("xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes") {
+        return;
+    }
+    let topo = topology();
+    let mut web_backends = Vec::new();
+    for (i, ns) in [
+        (11, &topo.b1),
+        (12, &topo.b1),
+        (13, &topo.b1),
+        (14, &topo.b2),
+        (15, &topo.b2),
+    ] {
+        let name = format!("be{}", i - 10);
+        let addr = if i <= 13 {
+            format!("10.77.2.{i}:8080")
+        } else {
+            format!("10.77.3.{i}:8080")
+        };
+        let bound = ns.run(move || tcp_backend(sa(&addr), &name));
+        web_backends.push(backend(bound, 1, if i <= 13 { "n1" } else { "n2" }));
+    }
+    let u1 = topo.b1.run(|| udp_backend(sa("10.77.2.11:5353"), "u1"));
+    let u4 = topo.b2.run(|| udp_backend(sa("10.77.3.14:5353"), "u4"));
+
+    let web = named_key("/web", Protocol::Tcp, 80);
+    let dns_vip = sa("10.77.100.1:53");
+    let dns = ip_key(dns_vip, Protocol::Udp);
+    let catalog = |web_backends: &[beacon_catalog::vip::Backend]| {
+        table(vec![
+            (web.clone(), web_backends.to_vec()),
+            (
+                dns.clone(),
+                vec![backend(u1, 1, "n1"), backend(u4, 1, "n2")],
+            ),
+        ])
+    };
+    let t = catalog(&web_backends);
+    let vip = SocketAddr::new(named_v4(&t, &web), 80);
+
+    let config = DataPlaneConfig {
+        socket_lb: false,
+        xdp_interfaces: vec![topo.ifname.clone()],
+        xdp_mode: xdp_mode(),
+        ..DataPlaneConfig::default()
+    };
+    let mut dp = topo
+        .node
+        .run(move || DataPlane::start(&config))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = dp
+        .apply(&desired(&t, &t.named_addresses(), &BTreeSet::new()))
+        .unwrap();
+    assert_eq!((report.vips_added, report.backends_added), (2, 7));
+    assert_eq!(dp.programmed(), [web.clone(), dns.clone()].into());
+
+    // 60 TCP connections through XDP: all five backends get some.
+    let mut conns: Vec<(Conn, String)> = topo.client.run(move || {
+        (0..60)
+            .map(|i| {
+                let mut c = Conn::open(vip).unwrap_or_else(|e| panic!("connect {i} to {vip}: {e}"));
+                let who = c.who().unwrap();
+                (c, who)
+            })
+            .collect()
+    });
+    let mut spread: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, who) in &conns {
+        *spread.entry(who.clone()).or_default() += 1;
+    }
+    println!("spread over backends: {spread:?}");
+    assert_eq!(spread.len(), 5, "{spread:?}");
+
+    // UDP through XDP: replies come from the VIP (tc reverse NAT).
+    let udp: Vec<(SocketAddr, String)> = topo
+        .client
+        .run(move || (0..10).map(|_| udp_ask(dns_vip).unwrap()).collect());
+    assert!(udp.iter().all(|(from, _)| *from == dns_vip), "{udp:?}");
+    let names: BTreeSet<&str> = udp.iter().map(|(_, n)| n.as_str()).collect();
+    assert!(names.is_subset(&["u1", "u4"].into()), "{names:?}");
+
+    let stats = dp.stats();
+    let web_stats = stats.iter().find(|s| s.key == web).unwrap();
+    assert_eq!(web_stats.address, vip);
+    assert_eq!(web_stats.counters.new_flows, 60);
+    assert!(web_stats.counters.packets >= 60 * 3 && web_stats.counters.bytes > 0);
+    assert!(web_stats.backends.iter().all(|b| b.counters.new_flows > 0));
+    let dns_stats = stats.iter().find(|s| s.key == dns).unwrap();
+    assert_eq!(dns_stats.counters.new_flows, 10);
+
+    // Remove be3: established connections to the others keep working on the same backend;
+    // only be3's flows move (and break: the new backend has no such connection).
+    let gone = web_backends.remove(2);
+    let t2 = catalog(&web_backends);
+    let report = dp
+        .apply(&desired(&t2, &t2.named_addresses(), &BTreeSet::new()))
+        .unwrap();
+    assert_eq!((report.vips_changed, report.backends_removed), (1, 1));
+    assert!(report.ring_slots > 0 && report.ring_slots < beacon_ebpf::abi::RING_SIZE);
+    let mut moved = 0;
+    for (c, who) in &mut conns {
+        let again = c.who();
+        if who == "be3" {
+            moved += 1;
+            assert!(
+                again.as_deref().map_or(true, |w| w != "be3"),
+                "a flow of the removed backend still reaches it"
+            );
+        } else {
+            assert_eq!(again.as_ref().ok(), Some(&*who), "flow to {who} broke");
+        }
+    }
+    assert_eq!(moved, spread["be3"]);
+    let fresh: Vec<String> = topo.client.run(move || {
+        (0..20)
+            .map(|_| Conn::open(vip).unwrap().who().unwrap())
+            .collect()
+    });
+    assert!(!fresh.iter().any(|w| w == "be3"), "{fresh:?}");
+    let globals: BTreeMap<_, _> = dp.global_counters().into_iter().collect();
+    assert!(globals["xdp_flow_reselect"] >= moved as u64, "{globals:?}");
+    assert!(globals["tc_revnat"] > 0);
+    assert!(
+        !dp.stats()
+            .iter()
+            .flat_map(|s| &s.backends)
+            .any(|b| b.addr == SocketAddr::new(gone.ip, gone.port))
+    );
+    drop(conns);
+    drop(dp);
+}
