@@ -126,7 +126,10 @@ impl Publisher {
                 ..self.zone.clone()
             },
         )?;
-        let zone = zone.with_vips(&self.vips.program(&catalog, owners));
+        let vips = self.vips.program(&catalog, owners, |staying| {
+            current.zone.store(Some(Arc::new(zone.with_vips(staying))));
+        });
+        let zone = zone.with_vips(&vips);
         if zone.skipped() > 0 {
             tracing::debug!(
                 names = zone.skipped(),

@@ -101,11 +101,14 @@ impl Vips {
     }
 
     /// Derives the VIPs of `catalog`, programs them, and returns the named VIPs DNS may
-    /// publish. `owners` maps Mesos agent ids to the gossip node that polls them. Blocking.
+    /// publish. Before touching the maps it calls `early` with the names that stay, so that a
+    /// VIP being removed leaves DNS first. `owners` maps Mesos agent ids to the gossip node
+    /// that polls them. Blocking.
     pub fn program(
         &self,
         catalog: &Catalog,
         owners: &BTreeMap<String, String>,
+        early: impl FnOnce(&[PublishedVip]),
     ) -> Vec<PublishedVip> {
         let table = extract(catalog);
         let addresses = table.named_addresses();
@@ -114,6 +117,10 @@ impl Vips {
             Some(plane) => {
                 let mut plane = lock(plane);
                 let desired = beacon_vip_lb::desired(&table, &addresses, &unreachable);
+                // Names of VIPs about to go leave DNS before their maps do.
+                let staying = plane.programmed();
+                let staying = staying.intersection(&desired.keys()).cloned().collect();
+                early(&published_vips(&only(&table, &staying), &addresses));
                 if let Err(error) = plane.apply(&desired) {
                     tracing::warn!(%error, "could not program every VIP");
                 }
@@ -121,14 +128,7 @@ impl Vips {
             }
             None => BTreeSet::new(),
         };
-        let live = VipTable {
-            vips: (table.vips.iter())
-                .filter(|(k, _)| programmed.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            warnings: Vec::new(),
-        };
-        let names = published_vips(&live, &addresses);
+        let names = published_vips(&only(&table, &programmed), &addresses);
         self.state.store(Arc::new(VipState {
             table,
             addresses,
@@ -180,6 +180,17 @@ impl Vips {
             .filter(|(_, node)| down.contains(*node))
             .map(|(agent, _)| agent.clone());
         agents.chain(down.iter().cloned()).collect()
+    }
+}
+
+/// The VIPs of `table` that are in `keys`.
+fn only(table: &VipTable, keys: &BTreeSet<VipKey>) -> VipTable {
+    VipTable {
+        vips: (table.vips.iter())
+            .filter(|(k, _)| keys.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        warnings: Vec::new(),
     }
 }
 

@@ -3,6 +3,10 @@
 //! to a cgroup the test makes; the l4lb name answers only then; a client in that cgroup reaches
 //! the backends through the VIP; `/v1/vips` and `/metrics` count it; a backend removed from the
 //! state gets no more connections; an agent without a data plane publishes no VIP name.
+//!
+//! The client and the backends live in a network namespace with only a loopback interface:
+//! 11.0.0.0/8 may be routed out of the machine, and a connect the socket LB failed to rewrite
+//! must fail there, not leave.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
@@ -13,7 +17,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;
 
-use crate::netns::privileged;
+use crate::netns::{Netns, privileged};
 use crate::support::*;
 
 const NAME: &str = "web.marathon.l4lb.thisdcos.directory.";
@@ -36,11 +40,14 @@ impl Cgroup {
         Self(dir)
     }
 
-    /// What a client in this cgroup reads from `ip:port` (bash's /dev/tcp: connect, read all).
-    fn fetch(&self, ip: &str, port: u16) -> String {
+    /// What a client in this cgroup and in `ns` reads from `ip:port` (bash's /dev/tcp: connect,
+    /// read all). It joins the cgroup first: `ip netns exec` hides /sys/fs/cgroup.
+    fn fetch(&self, ns: &Netns, ip: &str, port: u16) -> String {
         let script = format!(
-            "echo $$ > {}/cgroup.procs && exec 3<>/dev/tcp/{ip}/{port} && timeout 5 cat <&3",
-            self.0.display()
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} bash -c \
+             'exec 3<>/dev/tcp/{ip}/{port} && timeout 5 cat <&3'",
+            self.0.display(),
+            ns.name
         );
         let out = Command::new("bash").args(["-c", &script]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -53,9 +60,9 @@ impl Drop for Cgroup {
     }
 }
 
-/// A TCP server on 127.0.0.1 that writes its name to every connection.
-fn backend(name: &'static str) -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+/// A TCP server on 127.0.0.1 in `ns` that writes its name to every connection.
+fn backend(ns: &Netns, name: &'static str) -> u16 {
+    let listener = ns.run(|| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap());
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
@@ -128,10 +135,11 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
     }
     let dir = TempDir::new("vips");
     let cgroup = Cgroup::new();
+    let ns = Netns::new("vipc");
     let ports = [
-        (backend("b1"), "web.1"),
-        (backend("b2"), "web.2"),
-        (backend("b3"), "web.3"),
+        (backend(&ns, "b1"), "web.1"),
+        (backend(&ns, "b2"), "web.2"),
+        (backend(&ns, "b3"), "web.3"),
     ];
     let master_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let master = FakeMaster::start_on(&dir, &state(master_addr, &ports), master_addr);
@@ -154,12 +162,12 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
 
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..12 {
-        let reply = cgroup.fetch(&address, 80);
+        let reply = cgroup.fetch(&ns, &address, 80);
         assert!(["b1", "b2", "b3"].contains(&reply.as_str()), "{reply:?}");
         seen.insert(reply);
     }
     assert!(seen.len() >= 2, "12 connections all went to {seen:?}");
-    assert!(["b1", "b2", "b3"].contains(&cgroup.fetch(IP_VIP, 8080).as_str()));
+    assert!(["b1", "b2", "b3"].contains(&cgroup.fetch(&ns, IP_VIP, 8080).as_str()));
 
     let metrics = http_get(http, "/metrics").unwrap().text();
     assert!(metrics.contains("beacon_vip_data_plane 1"), "{metrics}");
@@ -182,7 +190,7 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
             .all(|v| v["backend"].as_array().unwrap().len() == 2)
     });
     for _ in 0..12 {
-        let reply = cgroup.fetch(&address, 80);
+        let reply = cgroup.fetch(&ns, &address, 80);
         assert!(["b1", "b2"].contains(&reply.as_str()), "{reply:?}");
     }
 
