@@ -2,16 +2,17 @@
 # VIP data-plane benchmark: Beacon's XDP path and socket LB against nftables DNAT and a direct
 # connection, in one run with the modes interleaved round by round (A B C A B C ...).
 #
-#   bench/vip.sh [--quick]        as root; --quick is about 1-2 minutes, the full run about 5
+#   bench/vip.sh [--quick]        as root; --quick takes about 1 minute, the full run about 5
 #
 # What it prints (bench/README.md has the details):
 #   1. ns/packet of beacon_xdp_lb via BPF_PROG_TEST_RUN next to a minimal DNAT baseline
 #      (ebpf/examples/xdp_bench.rs), with Katran's published 101-119 ns for scale;
 #   2. through a VIP over veth pairs (client netns -> node netns, forwarding on -> 3 backend
 #      netns): new TCP connections/s, keep-alive requests/s with p50/p99, UDP echoes/s, for
-#      "direct" (the client talks to backend 1, no VIP), "nft" (nftables DNAT in the node's
-#      prerouting, round-robin over the 3 backends) and "beacon" (beacon_xdp_lb on the node's
-#      client-facing veth + beacon_tc_revnat on its egress), with ratios to direct; and
+#      "direct" (the client talks to the backends itself, thread i to backend i mod 3), "nft"
+#      (nftables DNAT in the node's prerouting, round-robin over the 3 backends) and "beacon"
+#      (beacon_xdp_lb on the node's client-facing veth + beacon_tc_revnat on its egress), with
+#      ratios to direct; and
 #      "xdp-hook", a diagnostic: the direct traffic with Beacon's programs attached (no VIP
 #      hit), which shows what the XDP and tc hooks on a veth cost before any translation;
 #   3. connect() latency through the socket LB (a client in a throw-away cgroup v2 child with
