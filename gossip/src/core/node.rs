@@ -109,6 +109,10 @@ pub struct Node {
     in_flight: HashMap<SocketAddr, (Instant, SyncKind)>,
     /// Origins being pulled, from which peer, since when.
     pulling: HashMap<Origin, (SocketAddr, Instant)>,
+    /// Pulls that could not start (the origin already being pulled, or the peer busy), retried
+    /// after every input until they start or our version catches up. Without this a version
+    /// notice that arrives during a pull is lost until the next heartbeat or sync: seconds.
+    deferred: HashMap<Origin, (NodeId, Version)>,
     last_hint: HashMap<SocketAddr, Instant>,
     presence: Presence,
     stats: NodeStats,
@@ -172,6 +176,7 @@ impl Node {
             syncs: VecDeque::new(),
             in_flight: HashMap::new(),
             pulling: HashMap::new(),
+            deferred: HashMap::new(),
             last_hint: HashMap::new(),
             presence: Presence::default(),
             stats: NodeStats::default(),
@@ -596,32 +601,52 @@ impl Node {
     }
 
     fn start_pulls(&mut self, now: Instant, pulls: Vec<(NodeId, Origin, Version)>) {
-        let mut by_peer: BTreeMap<NodeId, Vec<(Origin, Version)>> = BTreeMap::new();
+        let deferred = self.deferred.drain().map(|(o, (peer, v))| (peer, o, v));
+        let pulls: Vec<_> = deferred.chain(pulls).collect();
+        // Per peer: origin, the version we have, the version announced.
+        let mut by_peer: BTreeMap<NodeId, Vec<(Origin, Version, Version)>> = BTreeMap::new();
         for (peer, origin, version) in pulls {
             let ours = lock(&self.shared).store.version(&origin);
-            let pending = self.pulling.contains_key(&origin);
-            if ours >= Some(version) || pending {
+            if ours >= Some(version) {
                 continue;
             }
-            by_peer
-                .entry(peer)
-                .or_default()
-                .push((origin, ours.unwrap_or(NO_VERSION)));
+            if self.pulling.contains_key(&origin) {
+                self.defer(peer, origin, version);
+                continue;
+            }
+            let wanted = by_peer.entry(peer).or_default();
+            match wanted.iter_mut().find(|(o, _, _)| *o == origin) {
+                Some((_, _, v)) => *v = (*v).max(version),
+                None => wanted.push((origin, ours.unwrap_or(NO_VERSION), version)),
+            }
         }
-        for (peer, digest) in by_peer {
+        for (peer, wanted) in by_peer {
             if !self.can_start(&peer) {
+                for (origin, _, version) in wanted {
+                    self.defer(peer.clone(), origin, version);
+                }
                 continue;
             }
-            for (origin, _) in &digest {
+            for (origin, _, _) in &wanted {
                 self.pulling.insert(origin.clone(), (peer.addr(), now));
             }
             let request = SyncRequest {
                 from: self.id().clone(),
                 kind: SyncKind::Pull,
-                digest,
+                digest: wanted.into_iter().map(|(o, ours, _)| (o, ours)).collect(),
                 members: Vec::new(),
             };
             self.queue_sync(now, peer, request);
+        }
+    }
+
+    /// Remembers a pull of `origin` at `version` from `peer` for later, keeping the newest.
+    fn defer(&mut self, peer: NodeId, origin: Origin, version: Version) {
+        match self.deferred.get(&origin) {
+            Some((_, v)) if *v >= version => {}
+            _ => {
+                self.deferred.insert(origin, (peer, version));
+            }
         }
     }
 
