@@ -47,7 +47,7 @@ int beacon_xdp_lb(struct xdp_md *ctx)
 	stat_inc(result == FLOW_HIT	 ? BEACON_STAT_XDP_FLOW_HIT
 		 : result == FLOW_NEW ? BEACON_STAT_XDP_FLOW_NEW
 				      : BEACON_STAT_XDP_FLOW_RESELECT);
-	xdp_dnat(&pkt, data_end, be);
+	xdp_dnat(ctx, &pkt, data_end, be);
 	count_forward(vip->index, ref.id, data_end - data, result != FLOW_HIT);
 	return XDP_PASS;
 }

@@ -15,7 +15,9 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use beacon_catalog::vip::Protocol;
 use beacon_vip_lb::{DataPlane, DataPlaneConfig, XdpModeSetting, desired};
@@ -28,6 +30,8 @@ struct Topology {
     b2: Netns,
     /// The node's client-facing interface.
     ifname: String,
+    /// The suffix of every interface name.
+    tag: String,
 }
 
 fn topology() -> Topology {
@@ -68,6 +72,7 @@ fn topology() -> Topology {
         b1,
         b2,
         ifname: vn,
+        tag: t,
     }
 }
 
@@ -208,5 +213,88 @@ fn xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes() {
             .any(|b| b.addr == SocketAddr::new(gone.ip, gone.port))
     );
     drop(conns);
+    drop(dp);
+}
+
+/// A local sender's frames are CHECKSUM_PARTIAL (veth keeps TX checksum offload on by default):
+/// their L4 checksum field holds only the pseudo-header seed, completed later. XDP must update
+/// that seed as a seed, or the completed checksum is wrong. Between veths a partial frame is
+/// trusted all the way, so a wrong seed would go unnoticed; here the node's interfaces towards
+/// the backends and the client have TX checksumming off, so the kernel completes every
+/// checksum in software on the way out and the receivers verify it: a wrong one is dropped.
+/// The VIP port (80, 53) differs from the backends' (8080, 5353), so ports change too.
+#[test]
+fn xdp_translates_checksum_offloaded_frames_from_a_local_sender() {
+    if !privileged("xdp_translates_checksum_offloaded_frames_from_a_local_sender") {
+        return;
+    }
+    let topo = topology();
+    let t = &topo.tag;
+    topo.client.run({
+        let t = t.clone();
+        move || sh(&format!("ethtool -K vc{t} tx on"))
+    });
+    topo.node.run({
+        let t = t.clone();
+        move || {
+            for dev in [format!("vn{t}"), format!("vm1{t}")] {
+                sh(&format!("ethtool -K {dev} tx off"));
+            }
+        }
+    });
+    let be = topo.b1.run(|| tcp_backend(sa("10.77.2.11:8080"), "be1"));
+    let u1 = topo.b1.run(|| udp_backend(sa("10.77.2.12:5353"), "u1"));
+    let web_vip = sa("10.77.100.2:80");
+    let dns_vip = sa("10.77.100.3:53");
+    let web = ip_key(web_vip, Protocol::Tcp);
+    let dns = ip_key(dns_vip, Protocol::Udp);
+    let t = table(vec![
+        (web.clone(), vec![backend(be, 1, "n1")]),
+        (dns.clone(), vec![backend(u1, 1, "n1")]),
+    ]);
+    let config = DataPlaneConfig {
+        socket_lb: false,
+        xdp_interfaces: vec![topo.ifname.clone()],
+        xdp_mode: xdp_mode(),
+        ..DataPlaneConfig::default()
+    };
+    let mut dp = topo
+        .node
+        .run(move || DataPlane::start(&config))
+        .unwrap_or_else(|e| panic!("{e}"));
+    dp.apply(&desired(&t, &t.named_addresses(), &BTreeSet::new()))
+        .unwrap();
+
+    // TCP: handshake, small and large segments of odd and even length, both ways.
+    let answers: Vec<String> = topo.client.run(move || {
+        let mut out = Vec::new();
+        for len in [3usize, 4, 1001, 1400] {
+            let s = TcpStream::connect_timeout(&web_vip, Duration::from_secs(3))
+                .unwrap_or_else(|e| panic!("connect to {web_vip} ({len}): {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut line = "x".repeat(len);
+            line.push('\n');
+            w.write_all(line.as_bytes()).unwrap();
+            let mut reply = String::new();
+            BufReader::new(s)
+                .read_line(&mut reply)
+                .unwrap_or_else(|e| panic!("reply to a {len}-byte line: {e}"));
+            out.push(reply.trim().to_string());
+        }
+        out
+    });
+    assert_eq!(answers, ["be1"; 4]);
+    // UDP: an odd-length datagram ("who"), replies from the VIP.
+    let udp: Vec<(SocketAddr, String)> = topo
+        .client
+        .run(move || (0..5).map(|_| udp_ask(dns_vip).unwrap()).collect());
+    assert!(
+        udp.iter()
+            .all(|(from, who)| *from == dns_vip && who == "u1"),
+        "{udp:?}"
+    );
+    let globals: BTreeMap<_, _> = dp.global_counters().into_iter().collect();
+    assert!(globals["xdp_flow_new"] >= 9, "{globals:?}");
     drop(dp);
 }

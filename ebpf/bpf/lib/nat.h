@@ -24,51 +24,127 @@ static __always_inline __u32 l4_csum_off(__u8 proto)
 	return proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF;
 }
 
+/* The L4 segment's length from the IP header (IPv4 without options, IPv6 without extension
+ * headers: the only packets parse_packet() accepts). */
+static __always_inline __u32 l4_len(const struct packet *pkt, void *data_end)
+{
+	if (pkt->flow.family == BEACON_AF_INET) {
+		struct iphdr *iph = pkt->l3;
+
+		if ((void *)(iph + 1) > data_end)
+			return 0;
+		return (__u32)bpf_ntohs(iph->tot_len) - sizeof(*iph);
+	} else {
+		struct ipv6hdr *ip6h = pkt->l3;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return 0;
+		return bpf_ntohs(ip6h->payload_len);
+	}
+}
+
+/* The pseudo-header's one's-complement sum (unfolded) for the packet as it arrived. */
+static __always_inline __u32 pseudo_header_sum(const struct packet *pkt, __u32 len)
+{
+	const struct flow_key *f = &pkt->flow;
+
+	if (f->family == BEACON_AF_INET)
+		return csum_add(csum_add(csum_add(f->src.v4, f->dst.v4), bpf_htons(f->proto)),
+				bpf_htons((__u16)len));
+	return csum_add(csum_add(csum_add128(0, f->src.v6), csum_add128(0, f->dst.v6)),
+			csum_add(bpf_htonl(len), bpf_htonl(f->proto)));
+}
+
+/*
+ * Whether the L4 checksum field holds a CHECKSUM_PARTIAL seed rather than a checksum.
+ *
+ * XDP sees no skb, so it cannot ask: a frame from a local sender with checksum offload (a veth
+ * peer, generic XDP on any device) carries in the field only the folded pseudo-header sum,
+ * to be completed over the segment later by the NIC or skb_checksum_help(). A complete
+ * checksum equals that value only by chance (1 in 65536), so: a field that differs from the
+ * seed is a checksum; one that equals it is a seed unless the segment actually checks out
+ * (summed here, so only partial frames, and that rare chance, pay for the sum). A segment too
+ * long to sum (> CSUM_VERIFY_MAX, or beyond the linear data) counts as a seed: that is a GSO
+ * frame, always partial.
+ */
+static __always_inline int l4_csum_is_seed(struct xdp_md *ctx, const struct packet *pkt,
+					   void *data_end, __sum16 check)
+{
+	__u32 len = l4_len(pkt, data_end);
+	__u32 pseudo = pseudo_header_sum(pkt, len);
+
+	if (likely(check != (__sum16)csum_fold(pseudo)))
+		return 0;
+	return csum_xdp_segment_ok(ctx, pkt->l4 - (void *)(long)ctx->data, len, pseudo) != 1;
+}
+
 /*
  * XDP: rewrite the destination to the backend.
+ *
+ * The L4 checksum gets the address and port change as a checksum, or only the address change
+ * if it is a CHECKSUM_PARTIAL seed (l4_csum_is_seed()); the IPv4 header checksum is always
+ * complete. A UDP checksum of 0 (none) is left alone.
  *
  * The parser checked every bound, but the verifier merges its IPv4/IPv6 and TCP/UDP paths and
  * keeps only the shortest bound for pkt->l3 and pkt->l4, so each header is checked again right
  * where it is written. These checks cannot fail at run time (parse_packet() made the same
  * ones); they are there for the verifier.
  */
-static __always_inline void xdp_dnat(struct packet *pkt, void *data_end, const struct backend *be)
+static __always_inline void xdp_dnat(struct xdp_md *ctx, struct packet *pkt, void *data_end,
+				     const struct backend *be)
 {
+	struct tcphdr *th = pkt->l4;
 	struct udphdr *uh = pkt->l4; /* dest sits at the same offset in TCP and UDP */
-	__u32 diff;
+	int is_tcp = pkt->flow.proto == IPPROTO_TCP;
+	__u32 addr_diff;
+	__u32 port_diff;
+	__sum16 check;
+	int seed;
 
 	if ((void *)(uh + 1) > data_end)
 		return;
-	diff = csum_diff16(0, uh->dest, be->port);
+	if (is_tcp) {
+		if ((void *)(th + 1) > data_end)
+			return;
+		check = th->check;
+	} else {
+		check = uh->check;
+	}
+	if (!is_tcp && !check)
+		seed = -1; /* no UDP checksum: nothing to update */
+	else
+		seed = l4_csum_is_seed(ctx, pkt, data_end, check);
+	port_diff = csum_diff16(0, uh->dest, be->port);
 	uh->dest = be->port;
 	if (pkt->flow.family == BEACON_AF_INET) {
 		struct iphdr *iph = pkt->l3;
-		__u32 addr_diff;
 
 		if ((void *)(iph + 1) > data_end)
 			return;
 		addr_diff = csum_diff32(0, iph->daddr, be->addr.v4);
 		iph->daddr = be->addr.v4;
 		iph->check = csum_apply(iph->check, addr_diff);
-		diff = csum_add(diff, addr_diff);
 	} else {
 		struct ipv6hdr *ip6h = pkt->l3;
 
 		if ((void *)(ip6h + 1) > data_end)
 			return;
-		diff = csum_diff128(diff, pkt->flow.dst.v6, be->addr.v6);
+		addr_diff = csum_diff128(0, pkt->flow.dst.v6, be->addr.v6);
 		__builtin_memcpy(&ip6h->daddr, be->addr.bytes, 16);
 	}
-	if (pkt->flow.proto == IPPROTO_TCP) {
-		struct tcphdr *th = pkt->l4;
-
+	if (seed < 0)
+		return;
+	if (seed)
+		check = csum_seed_apply(check, addr_diff);
+	else
+		check = csum_apply(check, csum_add(addr_diff, port_diff));
+	if (is_tcp) {
 		if ((void *)(th + 1) > data_end)
 			return;
-		th->check = csum_apply(th->check, diff);
-	} else if (uh->check) {
-		uh->check = csum_apply(uh->check, diff);
-		if (!uh->check)
-			uh->check = (__sum16)0xffff;
+		th->check = check;
+	} else {
+		/* Only a computed checksum can come out 0, which UDP sends as 0xffff (RFC 768). */
+		uh->check = check ? check : (__sum16)0xffff;
 	}
 }
 
