@@ -209,6 +209,7 @@ fn convert_status(s: RawStatus) -> Status {
                 name: n.name,
             })
             .collect(),
+        healthy: s.healthy,
     }
 }
 
@@ -305,6 +306,7 @@ struct RawStatus {
     labels: Vec<Label>,
     #[serde(default)]
     container_status: RawContainerStatus,
+    healthy: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

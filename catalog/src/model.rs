@@ -180,6 +180,18 @@ impl Task {
         best
     }
 
+    /// Whether the task's latest health check result (the newest status that carries one)
+    /// failed. A task without a health check is never unhealthy.
+    pub fn is_unhealthy(&self) -> bool {
+        let mut latest: Option<&Status> = None;
+        for s in self.statuses.iter().filter(|s| s.healthy.is_some()) {
+            if latest.is_none_or(|l| s.timestamp >= l.timestamp) {
+                latest = Some(s);
+            }
+        }
+        latest.is_some_and(|s| s.healthy == Some(false))
+    }
+
     /// Every port of every port range, in order.
     pub fn expanded_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.ports.iter().flat_map(|r| r.begin..=r.end)
@@ -197,6 +209,9 @@ pub struct Status {
     pub labels: Vec<Label>,
     /// The container's networks.
     pub network_infos: Vec<NetworkInfo>,
+    /// The task's health check result, when it has one.
+    #[serde(default)]
+    pub healthy: Option<bool>,
 }
 
 /// One container network of a status.

@@ -27,8 +27,8 @@
 //!
 //! dcos-net rewrote a host port to the container address on the task's own agent (the "hairpin"
 //! fix, §2.2); that is node-local and left to the data plane. Weights: `TASK_RUNNING` is 1,
-//! `TASK_KILLING` is 0 (drain: no new connections); other states have no backends. Mesos health
-//! results are not in the catalog yet, so an unhealthy running task still gets weight 1.
+//! `TASK_KILLING` and a running task whose latest health check failed (`healthy: false`) are 0
+//! (drain: no new connections), as in dcos-net; other states have no backends.
 //!
 //! An IP VIP keeps only backends of its own address family; a named VIP keeps both, and DNS
 //! gives it an A record for IPv4 backends and an AAAA record for IPv6 ones.
@@ -215,6 +215,7 @@ pub fn extract(catalog: &Catalog) -> VipTable {
     for framework in &catalog.frameworks {
         for task in &framework.tasks {
             let weight = match task.state.as_str() {
+                "TASK_RUNNING" if task.is_unhealthy() => 0,
                 "TASK_RUNNING" => 1,
                 "TASK_KILLING" => 0,
                 _ => continue,

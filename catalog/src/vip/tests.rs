@@ -295,6 +295,28 @@ fn states_give_weights() {
 }
 
 #[test]
+fn a_failing_health_check_drains() {
+    let mut sick = task("a", json!([port(80, "tcp", &[("VIP_0", "/w:80")])]), &[]);
+    let mut ok = sick["statuses"][0].clone();
+    ok["healthy"] = json!(true);
+    ok["timestamp"] = json!(1.0);
+    let mut failed = ok.clone();
+    failed["healthy"] = json!(false);
+    failed["timestamp"] = json!(2.0);
+    sick["statuses"] = json!([ok.clone(), failed.clone()]);
+    let table = extract(&catalog(vec![sick.clone()]));
+    let backends = &table.vips[&key(Protocol::Tcp, named("w", "marathon"), 80)];
+    assert!(backends.iter().all(|b| b.weight == 0), "{backends:?}");
+    // Healthy again later: back to weight 1.
+    let mut healed = ok.clone();
+    healed["timestamp"] = json!(3.0);
+    sick["statuses"] = json!([ok, failed, healed]);
+    let table = extract(&catalog(vec![sick]));
+    let backends = &table.vips[&key(Protocol::Tcp, named("w", "marathon"), 80)];
+    assert!(backends.iter().all(|b| b.weight == 1), "{backends:?}");
+}
+
+#[test]
 fn registrations_use_their_addresses_and_node() {
     let reg = Registration::parse(
         br#"{"name": "web", "framework": "marathon", "ips": ["10.1.0.5"],

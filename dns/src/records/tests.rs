@@ -224,6 +224,7 @@ fn task_ip_table() {
                     timestamp: s["timestamp"].as_f64().unwrap_or(0.0),
                     labels,
                     network_infos,
+                    healthy: None,
                 }
             })
             .collect();
