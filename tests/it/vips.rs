@@ -199,3 +199,69 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
     let reply = query(off_dns, NAME, RecordType::A, Ask::UDP);
     assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
 }
+
+/// Without a data plane (here: a cgroup that does not exist; elsewhere: not root, no BPF) the
+/// agent says so in one line, serves discovery, and publishes no VIP name; with
+/// `data_plane = "on"` it refuses to start instead.
+#[test]
+fn without_a_data_plane_discovery_runs_and_vip_names_stay_unpublished() {
+    let dir = TempDir::new("vips-off");
+    let master_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let master = FakeMaster::start_on(&dir, &state(master_addr, &[(31000, "web.1")]), master_addr);
+    let (dns, http) = (free_port(), free_port());
+    let config = |mode: &str| {
+        format!(
+            "[mesos_dns]\nmasters = [\"{}\"]\nlistener = \"127.0.0.1\"\nport = {dns}\n\
+             http_listener = \"127.0.0.1\"\nhttp_port = {http}\nexternal_on = false\n\
+             [vip]\ndata_plane = \"{mode}\"\ncgroup = \"/nonexistent/beacon-cgroup\"\n",
+            master.addr
+        )
+    };
+    let path = dir.path("auto.toml");
+    std::fs::write(&path, config("auto")).unwrap();
+    let log = dir.path("auto.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["agent", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _agent = Proc(child);
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let dns = std::net::SocketAddr::from(([127, 0, 0, 1], dns));
+    wait_until("agent ready", || {
+        http_get(http, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let off: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("VIP data plane off"))
+        .collect();
+    assert_eq!(off.len(), 1, "{text}");
+    assert_eq!(
+        query(dns, "web.marathon.mesos.", RecordType::A, Ask::UDP)
+            .answers
+            .len(),
+        1
+    );
+    let reply = query(dns, NAME, RecordType::A, Ask::UDP);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    let vips = http_get(http, "/v1/vips").unwrap().json();
+    assert_eq!(vips[0]["programmed"], false, "{vips}");
+    let metrics = http_get(http, "/metrics").unwrap().text();
+    assert!(metrics.contains("beacon_vip_data_plane 0"), "{metrics}");
+
+    let path = dir.path("on.toml");
+    std::fs::write(&path, config("on")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["agent", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("vip.data_plane"), "{stderr}");
+}
