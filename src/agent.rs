@@ -53,6 +53,9 @@ pub enum AgentError {
         /// What is wrong.
         reason: String,
     },
+    /// Occurs when `vip.data_plane = "on"` and the data plane cannot start.
+    #[error("cannot start the VIP data plane (vip.data_plane = \"on\"): {0}")]
+    DataPlane(String),
     /// Occurs when the master client cannot be built.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -88,13 +91,7 @@ impl Agent {
         let registry = Registry::new();
         let dns_metrics = DnsMetrics::new(&registry)?;
         let current = Current::default();
-        let vips = Arc::new(
-            Vips::start(&config.vip).map_err(|reason| AgentError::Config {
-                key: "vip.data_plane",
-                value: config.vip.data_plane.clone(),
-                reason,
-            })?,
-        );
+        let vips = Arc::new(Vips::start(&config.vip).map_err(AgentError::DataPlane)?);
         let publisher = Publisher::new(&config, ns_addresses(&m.listener), vips.clone());
         let required = match m.masters.is_empty() {
             true => Vec::new(),

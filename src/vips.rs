@@ -72,7 +72,11 @@ impl Vips {
                     tracing::info!(cgroup = ?settings.cgroup, xdp = ?settings.xdp_interfaces, "VIP data plane on");
                     Some(Mutex::new(plane))
                 }
-                Err(error) if mode == "on" => return Err(error.to_string()),
+                Err(error) if mode == "on" => {
+                    let text = error.to_string();
+                    let why = text.strip_prefix("VIP data plane off: ").unwrap_or(&text);
+                    return Err(why.to_string());
+                }
                 Err(error) => {
                     tracing::warn!("VIP data plane off: {error}; DNS publishes no VIP names");
                     None
