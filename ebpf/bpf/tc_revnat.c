@@ -9,6 +9,7 @@
  * offload), which only the skb checksum helpers update correctly; XDP has no skb.
  */
 #include "lib/counters.h"
+#include "lib/flow.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
 
@@ -25,13 +26,16 @@ int beacon_tc_revnat(struct __sk_buff *skb)
 	stat_inc(BEACON_STAT_TC_PACKETS);
 	if (parse_packet(data, data_end, &pkt))
 		return TC_ACT_OK;
+	/* Most packets that are no reply stop here, before the hash-map lookup. */
+	if (!revnat_filter_test(&pkt.flow.src, pkt.flow.sport, pkt.flow.proto))
+		return TC_ACT_OK;
 	vip = bpf_map_lookup_elem(&beacon_revnat, &pkt.flow);
 	if (!vip)
 		return TC_ACT_OK;
 	l3_off = pkt.l3 - data;
 	l4_off = pkt.l4 - data;
 	/* A failed rewrite leaves a half-translated packet; drop it rather than send it. */
-	if (skb_snat(skb, &pkt, l3_off, l4_off, vip) < 0)
+	if (skb_snat(skb, &pkt, data_end, l3_off, l4_off, vip) < 0)
 		return TC_ACT_SHOT;
 	stat_inc(BEACON_STAT_TC_REVNAT);
 	return TC_ACT_OK;

@@ -28,6 +28,8 @@ pub const FLOW_TABLE_SIZE: u32 = 65536;
 pub const SOCK_TABLE_SIZE: u32 = 65536;
 /// Ring slots a new flow tries when its slot names a drained or removed backend.
 pub const PICK_PROBES: u32 = 4;
+/// `BEACON_REVNAT_FILTER_BITS`: bits of the reply filter ([`maps::REVNAT_FILTER`]).
+pub const REVNAT_FILTER_BITS: u32 = 65536;
 
 /// Address family of an IPv4 [`VipKey`], [`Backend`], ... (`AF_INET`).
 pub const AF_INET: u8 = 2;
@@ -72,6 +74,10 @@ pub mod maps {
     /// `LRU_HASH` [`super::FlowKey`] backend→client → [`super::VipEndpoint`]. XDP writes,
     /// tc reads.
     pub const REVNAT: &str = "beacon_revnat";
+    /// `ARRAY` `u32` → `u64`, [`super::REVNAT_FILTER_BITS`] / 64 entries: a bitmap over a hash
+    /// of the backend endpoints XDP has sent flows to; tc looks replies up in [`REVNAT`] only
+    /// when their source's bit is set. XDP sets bits; nothing clears them. Userspace leaves it.
+    pub const REVNAT_FILTER: &str = "beacon_revnat_filter";
     /// `LRU_HASH` [`super::SockRevKey`] → [`super::VipEndpoint`]. Socket LB.
     pub const SOCK_REV: &str = "beacon_sock_rev";
     /// `LRU_HASH` `u64` socket cookie → [`super::BackendRef`]: connected UDP sockets.

@@ -442,6 +442,30 @@ fn tc_restores_the_vip_as_source_of_replies() {
     let m = Maps(&mut bpf);
     assert_eq!(m.stat(Stat::TcPackets), 6);
     assert_eq!(m.stat(Stat::TcRevnat), 5);
+
+    // The reply filter: XDP set one bit per backend endpoint it used (4 here, fewer if two
+    // collide); with the bits cleared, tc passes a reply without looking it up.
+    let mut filter: Array<&mut MapData, u64> =
+        Array::try_from(bpf.map_mut(abi::maps::REVNAT_FILTER).unwrap()).unwrap();
+    let words = abi::REVNAT_FILTER_BITS / 64;
+    assert_eq!(filter.len(), words);
+    let set: u32 = (0..words)
+        .map(|i| filter.get(&i, 0).unwrap().count_ones())
+        .sum();
+    assert!((1..=4).contains(&set), "{set} filter bits set");
+    for i in 0..words {
+        filter.set(i, 0, 0).unwrap();
+    }
+    let req = &requests[0].1;
+    let backend = forward(&mut bpf, req); // an established flow: no new bit
+    let reply = req.with_dst(backend).reply().build();
+    let (verdict, out) = run_tc(&bpf, &reply);
+    assert_eq!(
+        (verdict, &out),
+        (TC_ACT_OK, &reply),
+        "filtered out, untouched"
+    );
+    assert_eq!(Maps(&mut bpf).stat(Stat::TcRevnat), 5);
 }
 
 #[test]

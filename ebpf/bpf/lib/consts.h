@@ -49,6 +49,13 @@
 #endif
 
 /*
+ * The reply filter (beacon_revnat_filter): a bitmap of REVNAT_FILTER_BITS bits, one per hash of
+ * a backend endpoint (address, port, protocol) that XDP has sent a flow to. tc looks a packet
+ * up in beacon_revnat only if its source's bit is set. Power of two; 8 KiB.
+ */
+#define BEACON_REVNAT_FILTER_BITS 65536
+
+/*
  * How many consecutive ring slots a new flow may try when the slot it hashes to names a backend
  * that takes no new flows (drained or removed, while userspace has not yet rebuilt the ring).
  */

@@ -10,6 +10,7 @@
  *   beacon_backends      ARRAY   u32 backend id -> backend           userspace writes
  *   beacon_flows         LRU     flow_key (client->VIP) -> backend_ref      XDP
  *   beacon_revnat        LRU     flow_key (backend->client) -> vip_endpoint XDP writes, tc reads
+ *   beacon_revnat_filter ARRAY   u32 [FILTER_BITS / 64] -> u64       XDP sets bits, tc reads
  *   beacon_sock_rev      LRU     sock_rev_key -> vip_endpoint        connect/sendmsg write,
  *                                                                    recvmsg/getpeername read
  *   beacon_sock_conn     LRU     u64 cookie -> backend_ref           connect (UDP) writes,
@@ -85,6 +86,19 @@ struct {
 	__uint(max_entries, BEACON_FLOW_TABLE_SIZE);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 } beacon_revnat SEC(".maps");
+
+/*
+ * Which backend endpoints have translated flows, as bits of a hash (lib/flow.h
+ * revnat_filter_bit()): lets tc pass most packets that are no reply without a hash-map lookup.
+ * XDP sets a bit (atomically, before the flow's beacon_revnat entry) and nothing clears one:
+ * a stale bit costs a lookup, never a translation.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, BEACON_REVNAT_FILTER_BITS / 64);
+} beacon_revnat_filter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

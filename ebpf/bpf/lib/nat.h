@@ -149,52 +149,77 @@ static __always_inline void xdp_dnat(struct xdp_md *ctx, struct packet *pkt, voi
 }
 
 /*
- * tc: rewrite the source of a reply to the VIP endpoint, at the given header offsets. Uses
- * the skb checksum helpers, which also keep CHECKSUM_PARTIAL skbs right. Returns 0 or a
- * negative errno from a helper.
+ * tc: rewrite the source of a reply to the VIP endpoint, at the given header offsets, in three
+ * helper calls. The L4 checksum goes through bpf_l4_csum_replace(), which also keeps
+ * CHECKSUM_PARTIAL skbs right (a seed takes the address change and not the port's): one call
+ * for the address (pseudo-header), one for the port. The IP header checksum (always complete,
+ * computed inline), the source address and the L4 source port are contiguous with only the
+ * unchanged destination address between them, so one bpf_skb_store_bytes() writes them all:
+ * IPv4 bytes 10..21 (check, saddr, daddr, sport), IPv6 bytes 8..41 (saddr, daddr, sport).
+ * Returns 0 or a negative errno from a helper.
  */
+struct snat4_bytes {
+	__sum16 check;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+} __attribute__((packed));
+
+struct snat6_bytes {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct snat4_bytes) == 12, "IPv4 check..sport");
+_Static_assert(sizeof(struct snat6_bytes) == 34, "IPv6 saddr..sport");
+
 static __always_inline int skb_snat(struct __sk_buff *skb, const struct packet *pkt,
-				    __u32 l3_off, __u32 l4_off, const struct vip_endpoint *vip)
+				    void *data_end, __u32 l3_off, __u32 l4_off,
+				    const struct vip_endpoint *vip)
 {
 	__u32 csum_off = l4_off + l4_csum_off(pkt->flow.proto);
 	__u64 udp_flag = pkt->flow.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__be16 old_port = pkt->flow.sport;
-	__be16 new_port = vip->port;
 	int ret;
 
 	if (pkt->flow.family == BEACON_AF_INET) {
-		__be32 old_addr = pkt->flow.src.v4;
-		__be32 new_addr = vip->addr.v4;
+		struct iphdr *iph = pkt->l3;
+		struct snat4_bytes w;
 
-		ret = bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr,
-					  BPF_F_PSEUDO_HDR | udp_flag | sizeof(new_addr));
+		if ((void *)(iph + 1) > data_end)
+			return -EFAULT;
+		w.check = csum_apply(iph->check, csum_diff32(0, iph->saddr, vip->addr.v4));
+		w.saddr = vip->addr.v4;
+		w.daddr = iph->daddr;
+		w.sport = vip->port;
+		ret = bpf_l4_csum_replace(skb, csum_off, pkt->flow.src.v4, vip->addr.v4,
+					  BPF_F_PSEUDO_HDR | udp_flag | sizeof(__be32));
 		if (ret < 0)
 			return ret;
-		ret = bpf_l3_csum_replace(skb, l3_off + offsetof(struct iphdr, check), old_addr,
-					  new_addr, sizeof(new_addr));
+		ret = bpf_l4_csum_replace(skb, csum_off, pkt->flow.sport, vip->port,
+					  udp_flag | sizeof(__be16));
 		if (ret < 0)
 			return ret;
-		ret = bpf_skb_store_bytes(skb, l3_off + offsetof(struct iphdr, saddr), &new_addr,
-					  sizeof(new_addr), 0);
+		return bpf_skb_store_bytes(skb, l3_off + offsetof(struct iphdr, check), &w,
+					   sizeof(w), 0);
 	} else {
-		__s64 diff = bpf_csum_diff((__be32 *)pkt->flow.src.v6, 16, (__be32 *)vip->addr.v6,
-					   16, 0);
+		struct snat6_bytes w;
 
-		if (diff < 0)
-			return (int)diff;
-		ret = bpf_l4_csum_replace(skb, csum_off, 0, (__u32)diff,
+		__builtin_memcpy(w.saddr, vip->addr.v6, 16);
+		__builtin_memcpy(w.daddr, pkt->flow.dst.v6, 16);
+		w.sport = vip->port;
+		ret = bpf_l4_csum_replace(skb, csum_off, 0,
+					  csum_diff128(0, pkt->flow.src.v6, vip->addr.v6),
 					  BPF_F_PSEUDO_HDR | udp_flag);
 		if (ret < 0)
 			return ret;
-		ret = bpf_skb_store_bytes(skb, l3_off + offsetof(struct ipv6hdr, saddr),
-					  vip->addr.bytes, 16, 0);
+		ret = bpf_l4_csum_replace(skb, csum_off, pkt->flow.sport, vip->port,
+					  udp_flag | sizeof(__be16));
+		if (ret < 0)
+			return ret;
+		return bpf_skb_store_bytes(skb, l3_off + offsetof(struct ipv6hdr, saddr), &w,
+					   sizeof(w), 0);
 	}
-	if (ret < 0)
-		return ret;
-	ret = bpf_l4_csum_replace(skb, csum_off, old_port, new_port, udp_flag | sizeof(new_port));
-	if (ret < 0)
-		return ret;
-	return bpf_skb_store_bytes(skb, l4_off + L4_SPORT_OFF, &new_port, sizeof(new_port), 0);
 }
 
 #endif /* BEACON_NAT_H */
