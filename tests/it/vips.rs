@@ -263,5 +263,8 @@ fn without_a_data_plane_discovery_runs_and_vip_names_stay_unpublished() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot start the VIP data plane"), "{stderr}");
+    assert!(
+        stderr.contains("cannot start the VIP data plane"),
+        "{stderr}"
+    );
 }
