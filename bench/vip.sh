@@ -13,6 +13,8 @@
 #      (nftables DNAT in the node's prerouting, round-robin over the 3 backends) and "beacon"
 #      (beacon_xdp_lb on the node's client-facing veth + beacon_tc_revnat on its egress), with
 #      ratios to direct; and
+#      "beacon-skb", the same with generic (skb) XDP whatever XDP_MODE says, to compare the
+#      two attach modes on a veth in one run;
 #      "xdp-hook", a diagnostic: the direct traffic with Beacon's programs attached (no VIP
 #      hit), which shows what the XDP and tc hooks on a veth cost before any translation;
 #   3. connect() latency through the socket LB (a client in a throw-away cgroup v2 child with
@@ -20,9 +22,10 @@
 #      the same loopback listener, p50/p99.
 #
 # Settings (environment): ROUNDS (5; quick 1), SECS per load run (4; quick 3), MODES ("direct
-# nft beacon xdp-hook"), CPS_THREADS (4), RPS_CONNS (12), UDP_THREADS (4), UDP_FLOWS (24
+# nft beacon beacon-skb xdp-hook"), CPS_THREADS (4), RPS_CONNS (12), UDP_THREADS (4), UDP_FLOWS (24
 # sockets), UDP_WINDOW (2 in flight per socket), CONNECTS per mode in each connect-latency
-# round (20000; quick 5000), XDP_MODE (drv or skb; drv), XDP_REPEAT (1000000), XDP_ROUNDS (7;
+# round (20000; quick 5000), XDP_MODE (drv or skb; drv), CLIENT_TX (on or off: the client veth's
+# TX checksum offload; on), XDP_REPEAT (1000000), XDP_ROUNDS (7;
 # quick 3), KEEP_TMP=1 keeps the work directory. The servers and load generators are
 # ebpf/examples/vip_bench.rs (built here with cargo --release).
 #
@@ -49,7 +52,8 @@ UDP_THREADS=${UDP_THREADS:-4}
 UDP_FLOWS=${UDP_FLOWS:-24}
 UDP_WINDOW=${UDP_WINDOW:-2}
 XDP_MODE=${XDP_MODE:-drv}
-MODES=${MODES:-direct nft beacon xdp-hook}
+CLIENT_TX=${CLIENT_TX:-on}
+MODES=${MODES:-direct nft beacon beacon-skb xdp-hook}
 XDP_REPEAT=${XDP_REPEAT:-1000000}
 MAX_OPS=50000000 # per load run; the time limit normally ends it first
 
@@ -169,19 +173,21 @@ ip link add c0 netns "$C" type veth peer name n0 netns "$N"
 in_ns "$C" ip addr add 10.201.0.1/24 dev c0
 in_ns "$C" ip link set c0 up
 in_ns "$C" ip route add default via 10.201.0.2
-# One client source address per mode (.11 direct, .12 nft, .13 beacon), chosen by route. A
+# One client source address per mode (.11 direct, .12 nft, .13 beacon, .14 beacon-skb), chosen
+# by route. A
 # backend keeps TIME_WAIT for every connection it closed; if another mode later reused the
 # same client address and port towards it, with sequence numbers and timestamps derived from
 # another destination (the VIP instead of the backend), the backend would drop the SYN as an
 # old duplicate and the client would retransmit it a second later. Separate sources keep the
 # modes' connections apart.
-for s in 11 12 13; do
+for s in 11 12 13 14; do
     in_ns "$C" ip addr add 10.201.0.$s/24 dev c0
 done
 in_ns "$C" ip route add 10.202.0.0/16 via 10.201.0.2 src 10.201.0.11
-# Client-side checksum offload off, in every mode: beacon_xdp_lb updates checksums as complete
-# ones, and a veth frame from a local sender is otherwise CHECKSUM_PARTIAL (ebpf/README.md).
-in_ns "$C" ethtool -K c0 tx off >/dev/null
+# Client-side TX checksum offload: on by default, as a veth has it (the client's frames are
+# CHECKSUM_PARTIAL, and beacon_xdp_lb updates their checksum seeds); CLIENT_TX=off for frames
+# with complete checksums, as from a physical NIC. The same in every mode.
+in_ns "$C" ethtool -K c0 tx "$CLIENT_TX" >/dev/null
 # Wide port range: the connection-rate runs open tens of thousands of connections.
 in_ns "$C" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
 in_ns "$N" ip addr add 10.201.0.2/24 dev n0
@@ -217,9 +223,11 @@ mode_up() {
             in_ns "$C" ip route replace "$VIP/32" via 10.201.0.2 src 10.201.0.12
             echo "$NFT_RULES" | in_ns "$N" nft -f -
             ;;
-        beacon | xdp-hook)
-            in_ns "$C" ip route replace "$VIP/32" via 10.201.0.2 src 10.201.0.13
-            start "xdp-lb" ip netns exec "$N" "$BIN" xdp-lb n0 "$XDP_MODE" "$VIP:$TCP_PORT" "$VIP:$UDP_PORT" \
+        beacon | xdp-hook | beacon-skb)
+            local src=13 mode=$XDP_MODE
+            [[ $1 == beacon-skb ]] && src=14 mode=skb
+            in_ns "$C" ip route replace "$VIP/32" via 10.201.0.2 src 10.201.0.$src
+            start "xdp-lb" ip netns exec "$N" "$BIN" xdp-lb n0 "$mode" "$VIP:$TCP_PORT" "$VIP:$UDP_PORT" \
                 10.202.1.2 "$TCP_PORT" "$UDP_PORT" 10.202.2.2 10.202.3.2
             LB_PID=$STARTED
             ;;
@@ -229,7 +237,7 @@ mode_down() {
     case $1 in
         direct) ;;
         nft) in_ns "$N" nft delete table ip vipbench ;;
-        beacon | xdp-hook)
+        beacon | xdp-hook | beacon-skb)
             stop "$LB_PID"
             sed "s/^COUNTERS/$1:/" "$TMP/xdp-lb.out" | grep "^$1:" >>"$TMP/counters.txt" || true
             in_ns "$N" tc qdisc del dev n0 clsact 2>/dev/null || true

@@ -72,13 +72,13 @@ def xdp_table(path):
 
 def net_table(rows):
     present = {r["mode"] for r in rows if r["section"] == "net"}
-    modes = [m for m in ["direct", "nft", "beacon", "xdp-hook"] if m in present]
+    modes = [m for m in ["direct", "nft", "beacon", "beacon-skb", "xdp-hook"] if m in present]
     if "direct" not in modes:
         return
     rounds = len({r["round"] for r in rows if r["section"] == "net"})
     print(f"Through a VIP over veth (median of {rounds} round(s); ratio = mode / direct)")
-    hdr = f"  {'figure':<24}" + "".join(f"{m:>10}" for m in modes)
-    hdr += "".join(f"{m + '/dir':>14}" for m in modes[1:]) + "  goal (beacon)"
+    hdr = f"  {'figure':<24}" + "".join(f"{m:>11}" for m in modes)
+    hdr += "".join(f"{m + '/dir':>15}" for m in modes[1:]) + "  goal (beacon)"
     print(hdr)
     figures = [
         ("new TCP conns/s", "cps", "cps", True),
@@ -90,9 +90,9 @@ def net_table(rows):
     for name, test, key, higher in figures:
         vals = {m: med(rows, "net", m, test, key) for m in modes}
         digits = 0 if higher else 1
-        line = f"  {name:<24}" + "".join(f"{fmt(vals[m], digits):>10}" for m in modes)
+        line = f"  {name:<24}" + "".join(f"{fmt(vals[m], digits):>11}" for m in modes)
         rs = {m: ratio(vals[m], vals["direct"]) for m in modes[1:]}
-        line += "".join(f"{fmt(rs[m], 3):>14}" for m in modes[1:])
+        line += "".join(f"{fmt(rs[m], 3):>15}" for m in modes[1:])
         if key != "p50_us" and "beacon" in rs:
             line += f"  {check(rs['beacon'], higher)}"
         print(line)

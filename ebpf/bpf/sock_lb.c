@@ -85,13 +85,17 @@ static __always_inline void sock6_dest_store(struct bpf_sock_addr *ctx,
 
 static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, int connect)
 {
+	struct vip_info *vip;
 	struct sock_dest dest;
 	int ret;
 
 	if (!l4_supported(ctx->protocol))
 		return SYS_PROCEED;
 	sock4_dest_load(ctx, &dest);
-	ret = sock_xlate_fwd(bpf_get_socket_cookie(ctx), &dest,
+	vip = sock_vip(&dest);
+	if (!vip)
+		return SYS_PROCEED;
+	ret = sock_xlate_fwd(bpf_get_socket_cookie(ctx), vip, &dest, connect,
 			     connect && dest.proto == IPPROTO_UDP);
 	if (ret < 0)
 		return sock_reject(ret);
@@ -102,6 +106,7 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, int connect)
 
 static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, int connect)
 {
+	struct vip_info *vip;
 	struct sock_dest dest;
 	int mapped;
 	int ret;
@@ -109,7 +114,10 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, int connect)
 	if (!l4_supported(ctx->protocol))
 		return SYS_PROCEED;
 	mapped = sock6_dest_load(ctx, &dest);
-	ret = sock_xlate_fwd(bpf_get_socket_cookie(ctx), &dest,
+	vip = sock_vip(&dest);
+	if (!vip)
+		return SYS_PROCEED;
+	ret = sock_xlate_fwd(bpf_get_socket_cookie(ctx), vip, &dest, connect,
 			     connect && dest.proto == IPPROTO_UDP);
 	if (ret < 0)
 		return sock_reject(ret);
@@ -123,6 +131,8 @@ static __always_inline int sock4_rev(struct bpf_sock_addr *ctx)
 	struct sock_dest peer;
 
 	sock4_dest_load(ctx, &peer);
+	if (!sock_peer_maybe_backend(&peer))
+		return SYS_PROCEED;
 	if (sock_xlate_rev(bpf_get_socket_cookie(ctx), &peer))
 		sock4_dest_store(ctx, &peer);
 	return SYS_PROCEED;
@@ -133,6 +143,8 @@ static __always_inline int sock6_rev(struct bpf_sock_addr *ctx)
 	struct sock_dest peer;
 	int mapped = sock6_dest_load(ctx, &peer);
 
+	if (!sock_peer_maybe_backend(&peer))
+		return SYS_PROCEED;
 	if (sock_xlate_rev(bpf_get_socket_cookie(ctx), &peer))
 		sock6_dest_store(ctx, &peer, mapped);
 	return SYS_PROCEED;

@@ -13,6 +13,7 @@
 #define BEACON_SOCK_H
 
 #include "counters.h"
+#include "flow.h"
 #include "hash.h"
 #include "lb.h"
 
@@ -40,21 +41,35 @@ static __always_inline void sock_rev_key_fill(struct sock_rev_key *key, __u64 co
 }
 
 /*
- * Translates a destination. Returns 1 and rewrites *dest to the backend if it was a VIP,
- * 0 if it is not a VIP (left alone), -ECONNREFUSED if it is a VIP without a usable backend.
- * `pin_udp` records a connected UDP socket for the destroy iterator.
+ * The VIP a destination names, if the socket LB serves it (NULL: leave the call alone). The
+ * first step of a forward translation, before anything else is asked of the socket: most
+ * connect()/sendmsg() calls are to no VIP and stop here.
  */
-static __always_inline int sock_xlate_fwd(__u64 cookie, struct sock_dest *dest, int pin_udp)
+static __always_inline struct vip_info *sock_vip(const struct sock_dest *dest)
 {
 	struct vip_info *vip = vip_lookup(&dest->addr, dest->port, dest->proto, dest->family);
+
+	if (!vip || (vip->flags & BEACON_VIP_F_NO_SOCK_LB))
+		return NULL;
+	return vip;
+}
+
+/*
+ * Translates a destination to VIP `vip` (from sock_vip()). Returns 1 and rewrites *dest to the
+ * backend, or -ECONNREFUSED if the VIP has no usable backend. `connect` is a connect() (one
+ * reverse entry per socket: written without looking first); otherwise a sendmsg(), which runs
+ * per datagram and writes the entry only when it is missing. `pin_udp` records a connected UDP
+ * socket for the destroy iterator.
+ */
+static __always_inline int sock_xlate_fwd(__u64 cookie, const struct vip_info *vip,
+					  struct sock_dest *dest, int connect, int pin_udp)
+{
 	struct vip_endpoint ep = {};
 	struct sock_rev_key rkey;
 	struct backend_ref ref;
 	struct backend *be;
 	int new_flow = 0;
 
-	if (!vip || (vip->flags & BEACON_VIP_F_NO_SOCK_LB))
-		return 0;
 	be = pick_backend(vip->index, cookie_hash(cookie), dest->family, &ref);
 	if (!be) {
 		count_vip_miss(vip->index);
@@ -62,11 +77,12 @@ static __always_inline int sock_xlate_fwd(__u64 cookie, struct sock_dest *dest, 
 		return -ECONNREFUSED;
 	}
 	sock_rev_key_fill(&rkey, cookie, &be->addr, be->port, dest->family);
-	/* sendmsg() runs per datagram: only write the reverse entry when it is missing. */
-	if (!bpf_map_lookup_elem(&beacon_sock_rev, &rkey)) {
+	if (connect || !bpf_map_lookup_elem(&beacon_sock_rev, &rkey)) {
 		ep.addr = dest->addr;
 		ep.port = dest->port;
 		ep.family = dest->family;
+		/* The filter bit first: a reverse lookup that sees the entry must see the bit. */
+		revnat_filter_set(&be->addr, be->port, dest->proto);
 		bpf_map_update_elem(&beacon_sock_rev, &rkey, &ep, BPF_ANY);
 		new_flow = 1;
 	}
@@ -77,6 +93,14 @@ static __always_inline int sock_xlate_fwd(__u64 cookie, struct sock_dest *dest, 
 	dest->addr = be->addr;
 	dest->port = be->port;
 	return 1;
+}
+
+/* Whether a peer may be a backend this host's sockets reached through a VIP (the reply filter
+ * of lib/flow.h, shared with XDP: a set bit only costs a lookup). recvmsg()/getpeername() of
+ * other peers need neither the socket cookie nor a hash-map lookup. */
+static __always_inline int sock_peer_maybe_backend(const struct sock_dest *peer)
+{
+	return revnat_filter_test(&peer->addr, peer->port, peer->proto);
 }
 
 /*
