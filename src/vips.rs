@@ -249,3 +249,51 @@ fn plane_config(settings: &VipSettings) -> beacon_vip_lb::DataPlaneConfig {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use beacon_catalog::registration::{Registration, fragment};
+
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let body = br#"{"name": "api", "framework": "shop", "ips": ["10.9.0.8"],
+            "ports": [{"number": 8080, "protocol": "tcp", "labels": {"VIP_0": "/api:80"}}]}"#;
+        let regs = BTreeMap::from([("api-1".to_string(), Registration::parse(body).unwrap())]);
+        let mut all = fragment("n5", &regs);
+        // A Mesos agent that n5 polls: its tasks' backends are n5's too.
+        all.agents.push(beacon_catalog::Agent {
+            id: "agent-5".into(),
+            hostname: "10.0.0.5".into(),
+            pid: None,
+        });
+        all
+    }
+
+    #[test]
+    fn a_node_going_down_withdraws_its_backends_at_once_and_coming_back_restores_them() {
+        let vips = Vips::off();
+        let owners = BTreeMap::from([("agent-5".to_string(), "n5".to_string())]);
+        let published = vips.program(&catalog(), &owners, |_| {});
+        assert!(published.is_empty(), "no data plane, no names");
+        assert!(vips.state().unreachable.is_empty());
+        assert_eq!(vips.state().table.vips.len(), 1);
+
+        assert!(vips.set_down("n5", true));
+        assert!(!vips.set_down("n5", true), "already down");
+        vips.program(&catalog(), &owners, |_| {});
+        let state = vips.state();
+        assert!(state.unreachable.contains("n5"));
+        assert!(
+            state.unreachable.contains("agent-5"),
+            "{:?}",
+            state.unreachable
+        );
+
+        assert!(vips.set_down("n5", false));
+        vips.program(&catalog(), &owners, |_| {});
+        assert!(vips.state().unreachable.is_empty());
+    }
+}
