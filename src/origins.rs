@@ -1,9 +1,8 @@
 //! The catalog as the union of its sources' fragments, one per origin: the Mesos master's state
-//! (`mesos-master`) and each node's registrations (`node/<name>`). Changing a fragment publishes
-//! the union, so every source goes one way: source → origins → published records and zone.
-//!
-//! The gossip layer will carry other nodes' fragments into the same map (issue 3); nothing else
-//! changes when it does.
+//! (`mesos-master`) and each node's own registrations and agent tasks (`node/<name>`). Changing a
+//! fragment publishes the union, so every source goes one way: source → origins → published
+//! records, zone and VIPs. In a cluster the replicated store fills this map with every node's
+//! fragments (`cluster.rs`); alone, the node's sources write here directly.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
