@@ -68,17 +68,16 @@ impl Vips {
         let plane = match settings.data_plane.as_str() {
             "off" => None,
             mode => match beacon_vip_lb::DataPlane::start(&plane_config(settings)) {
-                Ok(plane) => {
-                    tracing::info!(cgroup = ?settings.cgroup, xdp = ?settings.xdp_interfaces, "VIP data plane on");
-                    Some(Mutex::new(plane))
-                }
-                Err(error) if mode == "on" => {
+                // The data plane logs where it attached.
+                Ok(plane) => Some(Mutex::new(plane)),
+                Err(error) => {
+                    // The data plane's errors read "VIP data plane off: <why>; <what to do>".
                     let text = error.to_string();
                     let why = text.strip_prefix("VIP data plane off: ").unwrap_or(&text);
-                    return Err(why.to_string());
-                }
-                Err(error) => {
-                    tracing::warn!("VIP data plane off: {error}; DNS publishes no VIP names");
+                    if mode == "on" {
+                        return Err(why.to_string());
+                    }
+                    tracing::warn!("VIP data plane off: {why}; DNS publishes no VIP names");
                     None
                 }
             },
