@@ -80,9 +80,8 @@ impl Origins {
         if !self.required.iter().all(|r| fragments.contains_key(r)) {
             return Ok(None);
         }
-        let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
         self.publisher
-            .publish(&self.current, merged, &agent_owners(fragments))
+            .publish(&self.current, fragments, &agent_owners(fragments))
             .map(Some)
             .map_err(|e| e.to_string())
     }

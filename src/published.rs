@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -48,6 +48,8 @@ pub struct Publisher {
     generator: GeneratorConfig,
     zone: ZoneConfig,
     vips: Arc<Vips>,
+    /// Each source's records, with the fragment they were generated from.
+    by_origin: Arc<Mutex<BTreeMap<String, Generated>>>,
 }
 
 impl Publisher {
@@ -89,6 +91,7 @@ impl Publisher {
             generator,
             zone,
             vips,
+            by_origin: Arc::default(),
         }
     }
 
@@ -107,18 +110,20 @@ impl Publisher {
         generate(catalog, &config).enumeration
     }
 
-    /// Builds a generation from `catalog` and makes it current. VIPs are programmed before
-    /// the zone naming them is swapped in; `owners` maps Mesos agent ids to gossip nodes.
+    /// Builds a generation from the sources' `fragments` and makes it current. VIPs are
+    /// programmed before the zone naming them is swapped in; `owners` maps Mesos agent ids to
+    /// gossip nodes.
     pub fn publish(
         &self,
         current: &Current,
-        catalog: Catalog,
+        fragments: &BTreeMap<String, Arc<Catalog>>,
         owners: &BTreeMap<String, String>,
     ) -> Result<Arc<Published>, ZoneError> {
         let serial = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as u32);
-        let records = generate(&catalog, &self.generator);
+        let catalog = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+        let records = self.records(fragments, &catalog);
         let zone = Zone::new(
             &records,
             ZoneConfig {
@@ -147,6 +152,44 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// The records of `catalog`, the union of `fragments`. With one source they are generated
+    /// from it directly (a Mesos-DNS replacement's records, in Mesos-DNS's order). With several,
+    /// each source's records are kept and only the sources that changed are generated again:
+    /// in a cluster one change would otherwise regenerate every node's tasks on every node.
+    /// Records are sets per name, so the union is what generating the merged catalog gives, in
+    /// another order.
+    fn records(&self, fragments: &BTreeMap<String, Arc<Catalog>>, catalog: &Catalog) -> RecordSet {
+        let mut cache = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
+        let sources: Vec<_> = fragments.iter().filter(|(_, f)| !is_empty(f)).collect();
+        if sources.len() <= 1 {
+            cache.clear();
+            return generate(catalog, &self.generator);
+        }
+        let mut kept = BTreeMap::new();
+        let mut all = RecordSet::default();
+        for (origin, fragment) in sources {
+            let records = match cache.remove(origin) {
+                Some((from, records)) if Arc::ptr_eq(&from, fragment) => records,
+                _ => Arc::new(generate(fragment, &self.generator)),
+            };
+            all.union(&records);
+            kept.insert(origin.clone(), (fragment.clone(), records));
+        }
+        *cache = kept;
+        all
+    }
+}
+
+/// A fragment and the records generated from it.
+type Generated = (Arc<Catalog>, Arc<RecordSet>);
+
+/// Whether a fragment holds nothing to generate records from (a node with no registrations and
+/// no agent tasks yet).
+fn is_empty(fragment: &Catalog) -> bool {
+    fragment.leader.is_none() && fragment.agents.is_empty() && fragment.frameworks.is_empty()
+}
+
 /// The addresses of the server's own name (`SOAMname`), from the DNS listener as Mesos-DNS
 /// derives them (§3.9): a specific address is itself; the wildcard means every non-loopback
 /// interface address.
@@ -162,5 +205,51 @@ pub fn ns_addresses(listener: &str) -> Vec<IpAddr> {
             })
             .unwrap_or_default(),
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use beacon_catalog::registration::{Registration, fragment};
+
+    use super::*;
+
+    /// Every (name, value) of a record set, as text, whatever the order.
+    fn flat(r: &RecordSet) -> BTreeSet<String> {
+        let a =
+            r.a.iter()
+                .flat_map(|(n, v)| v.iter().map(move |ip| format!("{n} A {ip}")));
+        let aaaa =
+            (r.aaaa.iter()).flat_map(|(n, v)| v.iter().map(move |ip| format!("{n} AAAA {ip}")));
+        let srv = (r.srv.iter()).flat_map(|(n, v)| v.iter().map(move |s| format!("{n} SRV {s:?}")));
+        a.chain(aaaa).chain(srv).collect()
+    }
+
+    #[test]
+    fn per_source_records_are_the_merged_catalogs_and_follow_changes() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let reg = |ip: &str| {
+            let body = format!(r#"{{"name": "web", "framework": "shop", "ips": ["{ip}"]}}"#);
+            let regs = BTreeMap::from([(
+                "w".to_string(),
+                Registration::parse(body.as_bytes()).unwrap(),
+            )]);
+            Arc::new(fragment("n1", &regs))
+        };
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        for ip in ["10.0.0.1", "10.0.0.2"] {
+            let fragments = BTreeMap::from([
+                ("mesos-master".to_string(), master.clone()),
+                ("node/n1".to_string(), reg(ip)),
+            ]);
+            let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+            let whole = generate(&merged, &publisher.generator);
+            let parts = publisher.records(&fragments, &merged);
+            assert_eq!(flat(&parts), flat(&whole));
+            assert!(flat(&parts).contains(&format!("web.shop.mesos. A {ip}")));
+        }
     }
 }

@@ -142,6 +142,25 @@ impl RecordSet {
         self.len() == 0
     }
 
+    /// Adds every record of `other` that this set lacks, in `other`'s order: the records of a
+    /// catalog made of several sources, from each source's own records (the agent keeps those
+    /// per source, so that a change in one does not regenerate the others).
+    pub fn union(&mut self, other: &Self) {
+        fn add<V: std::hash::Hash + Eq + Clone>(into: &mut RecordMap<V>, from: &RecordMap<V>) {
+            for (name, values) in from {
+                match into.get_mut(name) {
+                    Some(set) => set.extend(values.iter().cloned()),
+                    None => {
+                        into.insert(name.clone(), values.clone());
+                    }
+                }
+            }
+        }
+        add(&mut self.a, &other.a);
+        add(&mut self.aaaa, &other.aaaa);
+        add(&mut self.srv, &other.srv);
+    }
+
     fn insert_ip(&mut self, name: &str, ip: IpAddr, log: Option<&mut Vec<EnumRecord>>) {
         let added = match ip {
             IpAddr::V4(v4) => insert(&mut self.a, name, v4),
