@@ -1,6 +1,6 @@
 //! Socket LB with real sockets: the cgroup sock_addr programs cannot be test-run, so they are
-//! attached to a throw-away cgroup v2 child, a client process (this test binary re-run as the
-//! ignored `sock_client` test) is started inside it, and backends listen on loopback outside
+//! attached to a throw-away cgroup v2 child, a client process (this test binary re-running the
+//! same test with `BEACON_SOCK_CLIENT` set, which makes it the client) is started inside it, and backends listen on loopback outside
 //! it. The client reports what it sees on stdout (`RESULT key=value` lines).
 //!
 //! Also tests the UDP iterator that destroys connected UDP sockets of a removed backend.
@@ -36,10 +36,12 @@ const PLAIN_ENV: &str = "BEACON_SOCK_PLAIN";
 /// A cgroup v2 child created for one test and removed when dropped.
 struct Cgroup {
     path: PathBuf,
+    /// The test that made it: its client process re-runs that test.
+    test: &'static str,
 }
 
 impl Cgroup {
-    fn new(test: &str) -> Self {
+    fn new(test: &'static str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
             .into_iter()
@@ -52,28 +54,23 @@ impl Cgroup {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir(&path).expect("create test cgroup");
-        Self { path }
+        Self { path, test }
     }
 
     fn file(&self) -> File {
         File::open(&self.path).unwrap()
     }
 
-    /// Starts this test binary's `sock_client` test with `scenario`, inside the cgroup.
+    /// Re-runs the test that made the cgroup, inside it, as the client of `scenario` (see
+    /// [`client_asked`]).
     fn spawn_client(&self, scenario: &str, env: &[(&str, String)]) -> Client {
         let procs = CString::new(self.path.join("cgroup.procs").to_str().unwrap()).unwrap();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "sock_client",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CLIENT_ENV, scenario)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        cmd.args([self.test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CLIENT_ENV, scenario)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
         // SAFETY: the closure only calls async-signal-safe functions (open, write, close) on
         // data prepared before fork.
         unsafe {
@@ -175,7 +172,7 @@ impl Drop for Client {
 }
 
 /// Reads `RESULT k=v` lines until EOF or a line equal to `RESULT {until}`. (The harness
-/// prints `test sock_client ... ` in front of the first line, hence `find`.)
+/// prints `test <name> ... ` in front of the first line, hence `find`.)
 fn results(client: &mut Client, until: Option<&str>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in (&mut client.stdout).lines() {
@@ -197,10 +194,10 @@ fn results(client: &mut Client, until: Option<&str>) -> BTreeMap<String, String>
 
 #[test]
 fn socket_lb_translates_and_shows_the_vip() {
-    if !privileged("socket_lb_translates_and_shows_the_vip") {
+    if client_asked() || !privileged("socket_lb_translates_and_shows_the_vip") {
         return;
     }
-    let cgroup = Cgroup::new("sock");
+    let cgroup = Cgroup::new("socket_lb_translates_and_shows_the_vip");
     let mut bpf = attach(&cgroup);
     let tcp4 = tcp_backend("127.0.0.2:0", "tcp4-a");
     let tcp4b = tcp_backend("127.0.0.4:0", "tcp4-b");
@@ -295,10 +292,10 @@ fn socket_lb_translates_and_shows_the_vip() {
 
 #[test]
 fn udp_iterator_destroys_sockets_of_a_removed_backend() {
-    if !privileged("udp_iterator_destroys_sockets_of_a_removed_backend") {
+    if client_asked() || !privileged("udp_iterator_destroys_sockets_of_a_removed_backend") {
         return;
     }
-    let cgroup = Cgroup::new("destroy");
+    let cgroup = Cgroup::new("udp_iterator_destroys_sockets_of_a_removed_backend");
     let mut bpf = attach(&cgroup);
     let udp4 = udp_backend("127.0.0.3:0", "udp4");
     let mut m = Maps(&mut bpf);
@@ -355,14 +352,17 @@ fn run_udp_iterator(bpf: &mut Ebpf) -> u64 {
     Maps(bpf).stat(Stat::SockDestroyed)
 }
 
-/// The client side, run in a child process inside the test cgroup. Ignored unless started by
-/// one of the tests above.
-#[test]
-#[ignore = "started by the socket LB tests inside their cgroup"]
-fn sock_client() {
+/// When this process is a test's client (started by [`Cgroup::spawn_client`] inside the test
+/// cgroup): runs the scenario in `BEACON_SOCK_CLIENT`, printing `RESULT` lines, and says so.
+fn client_asked() -> bool {
     let Ok(scenario) = std::env::var(CLIENT_ENV) else {
-        return;
+        return false;
     };
+    run_client(&scenario);
+    true
+}
+
+fn run_client(scenario: &str) {
     let t = Some(Duration::from_secs(3));
     let tcp = |vip: &str| {
         let mut s = TcpStream::connect(vip)?;
@@ -380,7 +380,7 @@ fn sock_client() {
         let (n, from) = s.recv_from(&mut buf).unwrap();
         (from, String::from_utf8_lossy(&buf[..n]).into_owned())
     };
-    match scenario.as_str() {
+    match scenario {
         "translate" => {
             let (peer, reply) = tcp("192.0.2.10:80").unwrap();
             println!("RESULT tcp4_peer={peer}\nRESULT tcp4_reply={reply}");

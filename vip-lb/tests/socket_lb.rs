@@ -36,10 +36,13 @@ fn tcp_script(vip: SocketAddr, n: usize) -> String {
 
 #[test]
 fn socket_lb_reaches_loopback_backends_and_shows_the_vip() {
-    if !privileged("socket_lb_reaches_loopback_backends_and_shows_the_vip") {
+    if client_asked() || !privileged("socket_lb_reaches_loopback_backends_and_shows_the_vip") {
         return;
     }
-    let cg = Cgroup::new("sock");
+    let cg = Cgroup::new(
+        "socket_lb_reaches_loopback_backends_and_shows_the_vip",
+        "sock",
+    );
     let mut dp = start(&cg);
     let b1 = cg.tcp_backend(sa("127.0.0.2:0"), "b1");
     let b2 = cg.tcp_backend(sa("127.0.0.3:0"), "b2");
@@ -117,10 +120,14 @@ fn socket_lb_reaches_loopback_backends_and_shows_the_vip() {
 
 #[test]
 fn unreachable_node_is_withdrawn_and_all_unreachable_fails_open() {
-    if !privileged("unreachable_node_is_withdrawn_and_all_unreachable_fails_open") {
+    if client_asked() || !privileged("unreachable_node_is_withdrawn_and_all_unreachable_fails_open")
+    {
         return;
     }
-    let cg = Cgroup::new("reach");
+    let cg = Cgroup::new(
+        "unreachable_node_is_withdrawn_and_all_unreachable_fails_open",
+        "reach",
+    );
     let mut dp = start(&cg);
     let b1 = cg.tcp_backend(sa("127.0.0.5:0"), "on-n1");
     let b2 = cg.tcp_backend(sa("127.0.0.6:0"), "on-n2");
@@ -156,10 +163,10 @@ fn unreachable_node_is_withdrawn_and_all_unreachable_fails_open() {
 
 #[test]
 fn reconcile_repairs_maps_changed_behind_its_back() {
-    if !privileged("reconcile_repairs_maps_changed_behind_its_back") {
+    if client_asked() || !privileged("reconcile_repairs_maps_changed_behind_its_back") {
         return;
     }
-    let cg = Cgroup::new("repair");
+    let cg = Cgroup::new("reconcile_repairs_maps_changed_behind_its_back", "repair");
     let mut dp = start(&cg);
     let b1 = cg.tcp_backend(sa("127.0.0.7:0"), "r1");
     let b2 = cg.tcp_backend(sa("127.0.0.8:0"), "r2");
@@ -207,11 +214,4 @@ fn reconcile_repairs_maps_changed_behind_its_back() {
     let seen = replies(&r, "tcp");
     assert_eq!(seen.values().sum::<usize>(), 16, "{r:?}");
     assert_eq!(dp.reconcile().unwrap().repairs, 0);
-}
-
-/// The client side, run by the tests above inside their cgroup.
-#[test]
-#[ignore = "started by the socket LB tests inside their cgroup"]
-fn client() {
-    client_main();
 }

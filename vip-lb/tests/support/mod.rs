@@ -259,16 +259,20 @@ const CLIENT_ENV: &str = "BEACON_VIP_LB_CLIENT";
 pub struct Cgroup {
     pub path: PathBuf,
     pub netns: Netns,
+    /// The test that made it: its client process re-runs that test.
+    test: &'static str,
 }
 
 impl Cgroup {
-    pub fn new(test: &str) -> Self {
+    /// A cgroup for `test`, the name of the calling test function, which must start with
+    /// `if client_asked() { return; }`: its client process is that test, run again.
+    pub fn new(test: &'static str, short: &str) -> Self {
         let root = beacon_vip_lb::detect_cgroup2().expect("no cgroup v2 mount");
         let t = tag();
-        let path = root.join(format!("beacon-vip-lb-{test}-{t}"));
+        let path = root.join(format!("beacon-vip-lb-{short}-{t}"));
         fs::create_dir(&path).expect("create test cgroup");
-        let netns = Netns::new(&format!("bvl-{test}-{t}"));
-        Self { path, netns }
+        let netns = Netns::new(&format!("bvl-{short}-{t}"));
+        Self { path, netns, test }
     }
 
     /// A TCP backend inside the cgroup's network namespace.
@@ -283,23 +287,17 @@ impl Cgroup {
         self.netns.run(move || udp_backend(addr, &name))
     }
 
-    /// Starts this test binary's ignored `client` test inside the cgroup and its network
-    /// namespace. `script` is a list of `tcp ADDR`, `tcp-hold ADDR`, `again`, `udp ADDR` and
+    /// Re-runs the test that made the cgroup inside it and its network namespace, as a client
+    /// (see [`client_asked`]). `script` is a list of `tcp ADDR`, `tcp-hold ADDR`, `again`, `udp ADDR` and
     /// `wait` steps separated by `;`.
     pub fn spawn_client(&self, script: &str) -> Client {
         let procs = CString::new(self.path.join("cgroup.procs").to_str().unwrap()).unwrap();
         let ns = File::open(format!("/var/run/netns/{}", self.netns.name)).unwrap();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "client",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CLIENT_ENV, script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        cmd.args([self.test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CLIENT_ENV, script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
         // SAFETY: the closure only calls async-signal-safe functions (open, write, close, setns)
         // on data prepared before fork.
         unsafe {
@@ -390,12 +388,18 @@ impl Drop for Client {
     }
 }
 
-/// The client side, run in a child process: executes the script in `BEACON_VIP_LB_CLIENT` and
-/// prints `RESULT <step> <outcome>` lines. Outcomes: `peer=<addr> reply=<name>` or `err=<kind>`.
-pub fn client_main() {
+/// Whether this process is a test's client (started by [`Cgroup::spawn_client`]); if so, runs
+/// the script in `BEACON_VIP_LB_CLIENT` first, printing `RESULT <step> <outcome>` lines.
+/// Outcomes: `peer=<addr> reply=<name>` or `err=<kind>`.
+pub fn client_asked() -> bool {
     let Ok(script) = std::env::var(CLIENT_ENV) else {
-        return;
+        return false;
     };
+    run_client(&script);
+    true
+}
+
+fn run_client(script: &str) {
     let mut held = Vec::new();
     for step in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let words: Vec<&str> = step.split_whitespace().collect();
