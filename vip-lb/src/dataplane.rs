@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::desired::{Desired, Limits, Skipped};
 use crate::maps::Maps;
-use crate::plan::{Op, Plan, State};
+use crate::plan::{Changes, Op, Plan, State};
 use crate::stats::{BackendStats, Counters, GLOBAL, VipStats};
 
 /// How to attach XDP.
@@ -151,24 +151,8 @@ pub enum DataPlaneError {
 /// What one [`DataPlane::apply`] or [`DataPlane::reconcile`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
-    /// Kernel VIPs added.
-    pub vips_added: u32,
-    /// Kernel VIPs whose backends changed.
-    pub vips_changed: u32,
-    /// Kernel VIPs removed.
-    pub vips_removed: u32,
-    /// Backends added.
-    pub backends_added: u32,
-    /// Backends marked removed.
-    pub backends_removed: u32,
-    /// Backends drained or undrained.
-    pub backends_reweighted: u32,
-    /// Ring slots written.
-    pub ring_slots: u32,
-    /// Removed backend ids freed after their grace period.
-    pub ids_freed: u32,
-    /// Map entries rewritten because the kernel held something else (reconcile).
-    pub repairs: u32,
+    /// What the plans run changed.
+    pub changes: Changes,
     /// Connected UDP sockets destroyed because their backend was removed.
     pub udp_sockets_destroyed: u64,
     /// Catalog VIPs left out (map limits, missing addresses), from the desired state.
@@ -188,16 +172,7 @@ impl ApplyReport {
     }
 
     fn add(&mut self, plan: &Plan) {
-        self.vips_added += plan.vips_added;
-        self.vips_changed += plan.vips_changed;
-        self.vips_removed += plan.vips_removed;
-        self.backends_added += plan.backends_added;
-        self.backends_removed += plan.backends_removed;
-        self.backends_reweighted += plan.backends_reweighted;
-        self.ring_slots += plan.ring_slots;
-        self.ids_freed += plan.ids_freed;
-        self.repairs += plan.repairs;
-        self.deferred.extend(plan.deferred.iter().cloned());
+        self.changes.add(&plan.changes);
     }
 }
 
@@ -324,10 +299,10 @@ impl DataPlane {
         let plan = self.state.repair(&snap, Instant::now(), self.grace);
         self.run(&plan, &mut report)?;
         report.elapsed = started.elapsed();
-        if report.repairs > 0 {
+        if report.changes.repairs > 0 {
             warn!(
-                repairs = report.repairs,
-                ring_slots = report.ring_slots,
+                repairs = report.changes.repairs,
+                ring_slots = report.changes.ring_slots,
                 "VIP data plane: repaired map entries that drifted"
             );
         }

@@ -95,6 +95,13 @@ pub enum Op {
 pub struct Plan {
     /// The writes, in order.
     pub ops: Vec<Op>,
+    /// What the writes change.
+    pub changes: Changes,
+}
+
+/// What a plan changes, counted (and, summed over plans, what an apply or reconcile did).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
     /// Kernel VIPs added.
     pub vips_added: u32,
     /// Kernel VIPs whose backends changed.
@@ -115,6 +122,22 @@ pub struct Plan {
     pub repairs: u32,
     /// VIPs that could not be given a row or ids this time (retried on the next plan).
     pub deferred: Vec<VipKey>,
+}
+
+impl Changes {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.vips_added += other.vips_added;
+        self.vips_changed += other.vips_changed;
+        self.vips_removed += other.vips_removed;
+        self.backends_added += other.backends_added;
+        self.backends_removed += other.backends_removed;
+        self.backends_reweighted += other.backends_reweighted;
+        self.ring_slots += other.ring_slots;
+        self.ids_freed += other.ids_freed;
+        self.repairs += other.repairs;
+        self.deferred.extend(other.deferred.iter().cloned());
+    }
 }
 
 /// What was read back from the kernel maps, for [`State::repair`].
@@ -268,7 +291,7 @@ impl State {
             }
         }
         self.expire(now, grace, &mut plan);
-        if plan.backends_removed > 0 {
+        if plan.changes.backends_removed > 0 {
             plan.ops.push(Op::DestroyUdp);
         }
         plan
@@ -286,7 +309,7 @@ impl State {
         for key in snap.vips.keys() {
             if !expected.contains_key(key) {
                 plan.ops.push(Op::DeleteVip { key: *key });
-                plan.repairs += 1;
+                plan.changes.repairs += 1;
             }
         }
         let mut unpinned = false;
@@ -297,7 +320,7 @@ impl State {
                     id: id as u32,
                     entry: *want,
                 });
-                plan.repairs += 1;
+                plan.changes.repairs += 1;
                 unpinned |= want.flags & abi::BACKEND_F_REMOVED != 0;
             }
         }
@@ -311,8 +334,8 @@ impl State {
                 .map(|(i, id)| (i as u32, *id))
                 .collect();
             if !slots.is_empty() {
-                plan.ring_slots += slots.len() as u32;
-                plan.repairs += 1;
+                plan.changes.ring_slots += slots.len() as u32;
+                plan.changes.repairs += 1;
                 plan.ops.push(Op::Ring {
                     index: slot.index,
                     slots,
@@ -324,7 +347,7 @@ impl State {
             let info = vip_info(slot.index);
             if snap.vips.get(&key) != Some(&info) {
                 plan.ops.push(Op::Vip { key, info });
-                plan.repairs += 1;
+                plan.changes.repairs += 1;
             }
         }
         for (i, want) in self.slots.iter().enumerate() {
@@ -338,7 +361,7 @@ impl State {
                     plan.ops.push(Op::VipSlot { slot, entry: empty });
                 }
                 plan.ops.push(Op::VipSlot { slot, entry: *want });
-                plan.repairs += 1;
+                plan.changes.repairs += 1;
             }
         }
         for id in self.vips.keys() {
@@ -355,7 +378,7 @@ impl State {
         let Some(slot) = self.vips.remove(id) else {
             return;
         };
-        plan.vips_removed += 1;
+        plan.changes.vips_removed += 1;
         if let Some(at) = self.slot_of.remove(id) {
             // XDP stops matching it from here (family 0 never matches).
             let entry = &mut self.slots[at as usize];
@@ -376,7 +399,7 @@ impl State {
             .map(|(i, _)| (i as u32, 0))
             .collect();
         if !slots.is_empty() {
-            plan.ring_slots += slots.len() as u32;
+            plan.changes.ring_slots += slots.len() as u32;
             plan.ops.push(Op::Ring {
                 index: slot.index,
                 slots,
@@ -403,7 +426,7 @@ impl State {
             .filter(|b| !old.contains_key(&b.addr))
             .count();
         let Some(mut new_ids) = self.take_ids(added) else {
-            plan.deferred.push(d.key.clone());
+            plan.changes.deferred.push(d.key.clone());
             return;
         };
         new_ids.reverse();
@@ -413,7 +436,7 @@ impl State {
             match old.get(&b.addr) {
                 Some((was, id)) => {
                     if was.weight != b.weight {
-                        plan.backends_reweighted += 1;
+                        plan.changes.backends_reweighted += 1;
                         writes.push((*id, b));
                     }
                     backends.push((b.clone(), *id));
@@ -421,7 +444,7 @@ impl State {
                 None => {
                     // take_ids returned exactly `added` ids.
                     let id = new_ids.pop().unwrap_or_default();
-                    plan.backends_added += 1;
+                    plan.changes.backends_added += 1;
                     plan.ops.push(Op::ResetBackendStats { id });
                     writes.push((id, b));
                     backends.push((b.clone(), id));
@@ -449,13 +472,13 @@ impl State {
             .map(|(i, (_, b))| (i as u32, *b))
             .collect();
         if !slots.is_empty() {
-            plan.ring_slots += slots.len() as u32;
+            plan.changes.ring_slots += slots.len() as u32;
             plan.ops.push(Op::Ring { index, slots });
         }
         for id in left {
             self.mark_removed(id, now, plan);
         }
-        plan.vips_changed += 1;
+        plan.changes.vips_changed += 1;
         if let Some(slot) = self.vips.get_mut(&d.id) {
             slot.key = d.key.clone();
             slot.backends = backends;
@@ -465,19 +488,19 @@ impl State {
 
     fn add_vip(&mut self, d: &DesiredVip, plan: &mut Plan) {
         let Some(index) = self.take_row() else {
-            plan.deferred.push(d.key.clone());
+            plan.changes.deferred.push(d.key.clone());
             return;
         };
         let Some(ids) = self.take_ids(d.backends.len()) else {
             self.free_rows.insert(index);
-            plan.deferred.push(d.key.clone());
+            plan.changes.deferred.push(d.key.clone());
             return;
         };
-        plan.vips_added += 1;
+        plan.changes.vips_added += 1;
         plan.ops.push(Op::ResetVipStats { index });
         let mut backends = Vec::with_capacity(d.backends.len());
         for (b, id) in d.backends.iter().zip(ids) {
-            plan.backends_added += 1;
+            plan.changes.backends_added += 1;
             plan.ops.push(Op::ResetBackendStats { id });
             let entry = self.backend_entry(id, b);
             plan.ops.push(Op::Backend { id, entry });
@@ -490,7 +513,7 @@ impl State {
             .map(|(i, id)| (i as u32, *id))
             .collect();
         if !slots.is_empty() {
-            plan.ring_slots += slots.len() as u32;
+            plan.changes.ring_slots += slots.len() as u32;
             plan.ops.push(Op::Ring { index, slots });
         }
         plan.ops.push(Op::Vip {
@@ -577,7 +600,7 @@ impl State {
         let entry = &mut self.entries[id as usize];
         entry.flags |= abi::BACKEND_F_REMOVED;
         plan.ops.push(Op::Backend { id, entry: *entry });
-        plan.backends_removed += 1;
+        plan.changes.backends_removed += 1;
         self.quarantine.push_back((id, now));
     }
 
@@ -619,7 +642,7 @@ impl State {
                 id,
                 entry: abi::Backend::default(),
             });
-            plan.ids_freed += 1;
+            plan.changes.ids_freed += 1;
             self.free_ids.insert(id);
         }
         while let Some(&(row, since)) = self.row_quarantine.front() {

@@ -69,8 +69,8 @@ fn socket_lb_reaches_loopback_backends_and_shows_the_vip() {
     let report = dp
         .apply(&desired(&t, &t.named_addresses(), &no_nodes()))
         .unwrap();
-    assert_eq!(report.vips_added, 3);
-    assert_eq!(report.backends_added, 4);
+    assert_eq!(report.changes.vips_added, 3);
+    assert_eq!(report.changes.backends_added, 4);
     assert_eq!(
         dp.programmed(),
         [web.clone(), dns.clone(), ipkey.clone()].into()
@@ -112,7 +112,7 @@ fn socket_lb_reaches_loopback_backends_and_shows_the_vip() {
         &Default::default(),
         &no_nodes(),
     ));
-    assert_eq!(report.unwrap().vips_removed, 3);
+    assert_eq!(report.unwrap().changes.vips_removed, 3);
     assert!(dp.programmed().is_empty());
     let r = cg.client(&format!("tcp {vip}"));
     assert!(r[0].1.starts_with("err="), "{r:?}");
@@ -141,14 +141,17 @@ fn unreachable_node_is_withdrawn_and_all_unreachable_fails_open() {
 
     let unreachable: BTreeSet<String> = ["n2".to_string()].into();
     let report = dp.apply(&desired(&t, &addrs, &unreachable)).unwrap();
-    assert_eq!(report.backends_added, 1);
+    assert_eq!(report.changes.backends_added, 1);
     let r = cg.client(&tcp_script(vip, 12));
     assert_eq!(replies(&r, "tcp"), [("on-n1".to_string(), 12)].into());
 
     // Every backend's node unreachable: fail open, both serve.
     let all: BTreeSet<String> = ["n1".to_string(), "n2".to_string()].into();
     let report = dp.apply(&desired(&t, &addrs, &all)).unwrap();
-    assert_eq!((report.backends_added, report.vips_changed), (1, 1));
+    assert_eq!(
+        (report.changes.backends_added, report.changes.vips_changed),
+        (1, 1)
+    );
     let r = cg.client(&tcp_script(vip, 24));
     let seen = replies(&r, "tcp");
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -156,7 +159,7 @@ fn unreachable_node_is_withdrawn_and_all_unreachable_fails_open() {
     // n1 unreachable now: its backend is marked removed, the other one takes everything.
     let n1: BTreeSet<String> = ["n1".to_string()].into();
     let report = dp.apply(&desired(&t, &addrs, &n1)).unwrap();
-    assert_eq!(report.backends_removed, 1);
+    assert_eq!(report.changes.backends_removed, 1);
     let r = cg.client(&tcp_script(vip, 12));
     assert_eq!(replies(&r, "tcp"), [("on-n2".to_string(), 12)].into());
 }
@@ -179,7 +182,7 @@ fn reconcile_repairs_maps_changed_behind_its_back() {
     dp.apply(&desired(&t, &t.named_addresses(), &no_nodes()))
         .unwrap();
     let clean = dp.reconcile().unwrap();
-    assert_eq!(clean.repairs, 0, "{clean:?}");
+    assert_eq!(clean.changes.repairs, 0, "{clean:?}");
     assert_eq!(cg.client(&tcp_script(vip, 4)).len(), 4);
 
     // Behind the data plane's back: delete the VIP entry, point a backend at a wrong port, and
@@ -207,11 +210,11 @@ fn reconcile_repairs_maps_changed_behind_its_back() {
     assert!(r[0].1.starts_with("err="), "the VIP is gone: {r:?}");
 
     let report = dp.reconcile().unwrap();
-    assert_eq!(report.repairs, 3, "{report:?}");
-    assert_eq!(report.ring_slots, 1);
+    assert_eq!(report.changes.repairs, 3, "{report:?}");
+    assert_eq!(report.changes.ring_slots, 1);
     assert_eq!(dp.programmed(), [web].into());
     let r = cg.client(&tcp_script(vip, 16));
     let seen = replies(&r, "tcp");
     assert_eq!(seen.values().sum::<usize>(), 16, "{r:?}");
-    assert_eq!(dp.reconcile().unwrap().repairs, 0);
+    assert_eq!(dp.reconcile().unwrap().changes.repairs, 0);
 }

@@ -137,7 +137,10 @@ fn xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes() {
     let report = dp
         .apply(&desired(&t, &t.named_addresses(), &BTreeSet::new()))
         .unwrap();
-    assert_eq!((report.vips_added, report.backends_added), (2, 7));
+    assert_eq!(
+        (report.changes.vips_added, report.changes.backends_added),
+        (2, 7)
+    );
     assert_eq!(dp.programmed(), [web.clone(), dns.clone()].into());
 
     // 60 TCP connections through XDP: all five backends get some.
@@ -181,8 +184,13 @@ fn xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes() {
     let report = dp
         .apply(&desired(&t2, &t2.named_addresses(), &BTreeSet::new()))
         .unwrap();
-    assert_eq!((report.vips_changed, report.backends_removed), (1, 1));
-    assert!(report.ring_slots > 0 && report.ring_slots < beacon_ebpf::abi::RING_SIZE);
+    assert_eq!(
+        (report.changes.vips_changed, report.changes.backends_removed),
+        (1, 1)
+    );
+    assert!(
+        report.changes.ring_slots > 0 && report.changes.ring_slots < beacon_ebpf::abi::RING_SIZE
+    );
     let mut moved = 0;
     for (c, who) in &mut conns {
         let again = c.who();

@@ -168,8 +168,8 @@ fn a_new_vip_is_written_backends_then_ring_then_entry() {
             "programmed"
         ]
     );
-    assert_eq!(plan.vips_added, 1);
-    assert_eq!(plan.ring_slots, 13);
+    assert_eq!(plan.changes.vips_added, 1);
+    assert_eq!(plan.changes.ring_slots, 13);
     assert!(s.programmed().is_empty(), "not before the executor ran it");
     let mut k = Kernel::default();
     k.run(&mut s, &plan);
@@ -207,7 +207,7 @@ fn ids_and_rows_are_stable_and_only_changed_slots_are_written() {
         t0,
         GRACE,
     );
-    assert_eq!((p.vips_changed, p.backends_removed), (1, 1));
+    assert_eq!((p.changes.vips_changed, p.changes.backends_removed), (1, 1));
     let removed_id = ids_before[1].1;
     // The ring is written before the removed backend is marked, then the iterator runs.
     let ring_at = p
@@ -231,7 +231,7 @@ fn ids_and_rows_are_stable_and_only_changed_slots_are_written() {
         .zip(&ring_after)
         .filter(|(a, b)| a != b)
         .count() as u32;
-    assert_eq!(p.ring_slots, differ);
+    assert_eq!(p.changes.ring_slots, differ);
     assert!(moved <= differ && differ < LIMITS.ring_size);
     k.run(&mut s, &p);
     let after = &s.vips()[&vid("10.9.0.2:80")];
@@ -264,7 +264,7 @@ fn ids_and_rows_are_stable_and_only_changed_slots_are_written() {
     ]);
     assert!(s.plan(&same, t0 + GRACE / 2, GRACE).ops.is_empty());
     let p = s.plan(&same, t0 + GRACE, GRACE);
-    assert_eq!(p.ids_freed, 1);
+    assert_eq!(p.changes.ids_freed, 1);
     assert_eq!(
         p.ops,
         [Op::Backend {
@@ -287,7 +287,10 @@ fn drain_sets_the_flag_and_leaves_the_ring() {
         be("10.0.0.3:80", 1),
     ];
     let p = s.plan(&want(&[("10.9.0.1:80", drained)]), t0, GRACE);
-    assert_eq!((p.backends_reweighted, p.backends_removed), (1, 0));
+    assert_eq!(
+        (p.changes.backends_reweighted, p.changes.backends_removed),
+        (1, 0)
+    );
     assert!(
         !p.ops.contains(&Op::DestroyUdp),
         "drained keeps its sockets"
@@ -324,7 +327,7 @@ fn removal_runs_in_reverse_and_frees_capacity() {
     assert!(matches!(p.ops[0], Op::VipSlot { entry, .. } if entry.key.family == 0));
     assert!(matches!(p.ops[1], Op::DeleteVip { .. }));
     assert!(matches!(p.ops[2], Op::Ring { .. }));
-    assert_eq!(p.backends_removed, 3);
+    assert_eq!(p.changes.backends_removed, 3);
     k.run(&mut s, &p);
     assert!(k.vips.is_empty());
     assert!(k.rings[&0].iter().all(|id| *id == 0));
@@ -335,7 +338,7 @@ fn removal_runs_in_reverse_and_frees_capacity() {
     let eight: Vec<Backend> = (1..=8).map(|i| be(&format!("10.0.1.{i}:80"), 1)).collect();
     let old_gen: Vec<u32> = (1..=3).map(|id| k.backends[&id].generation).collect();
     let p = s.plan(&want(&[("10.9.0.5:80", eight)]), t0, GRACE);
-    assert!(p.deferred.is_empty());
+    assert!(p.changes.deferred.is_empty());
     k.run(&mut s, &p);
     assert_eq!(s.programmed(), [key("10.9.0.5:80")].into());
     for id in 1..=3u32 {
@@ -363,8 +366,8 @@ fn vip_rows_run_out_and_are_retried() {
         LIMITS,
     );
     let p = s.plan(&d, Instant::now(), GRACE);
-    assert_eq!(p.vips_added, 1);
-    assert_eq!(p.deferred, [key("10.9.0.2:80")]);
+    assert_eq!(p.changes.vips_added, 1);
+    assert_eq!(p.changes.deferred, [key("10.9.0.2:80")]);
 }
 
 #[test]
@@ -379,7 +382,7 @@ fn repair_rewrites_what_drifted_and_counts_it() {
     );
     k.run(&mut s, &p);
     let clean = s.repair(&k.snapshot(), t0, GRACE);
-    assert_eq!(clean.repairs, 0);
+    assert_eq!(clean.changes.repairs, 0);
 
     // Someone deletes a VIP entry, zeroes a ring slot, corrupts a backend, adds a stray VIP.
     k.vips.remove(&kernel_key(&vid("10.9.0.1:80")));
@@ -392,10 +395,10 @@ fn repair_rewrites_what_drifted_and_counts_it() {
     let slot = *k.slots.keys().next().unwrap();
     k.slots.get_mut(&slot).unwrap().info.index = 3;
     let p = s.repair(&k.snapshot(), t0, GRACE);
-    assert_eq!(p.repairs, 5);
-    assert_eq!(p.ring_slots, 1);
+    assert_eq!(p.changes.repairs, 5);
+    assert_eq!(p.changes.ring_slots, 1);
     k.run(&mut s, &p);
-    assert_eq!(s.repair(&k.snapshot(), t0, GRACE).repairs, 0);
+    assert_eq!(s.repair(&k.snapshot(), t0, GRACE).changes.repairs, 0);
     assert_eq!(k.vips.len(), 2);
     assert_eq!(k.ring_addrs("10.9.0.1:80").len(), 3);
 }
@@ -419,7 +422,10 @@ fn an_incomplete_vip_is_not_programmed_until_repaired() {
     k.run(&mut s, &partial);
     assert!(s.programmed().is_empty());
     let p = s.repair(&k.snapshot(), t0, GRACE);
-    assert_eq!(p.repairs, 3, "the ring row, the VIP entry and its slot");
+    assert_eq!(
+        p.changes.repairs, 3,
+        "the ring row, the VIP entry and its slot"
+    );
     k.run(&mut s, &p);
     assert_eq!(s.programmed(), [key("10.9.0.1:80")].into());
 }
@@ -441,7 +447,7 @@ fn full_slot_candidates_overflow_to_the_hash_map() {
     let d = desired_with_limits(&table, &NamedAddresses::default(), &BTreeSet::new(), limits);
     let mut s = State::new(limits);
     let p = s.plan(&d, Instant::now(), GRACE);
-    assert_eq!(p.vips_added, 5);
+    assert_eq!(p.changes.vips_added, 5);
     let marks = p
         .ops
         .iter()
