@@ -1,10 +1,11 @@
-//! Real QUIC on loopback: nodes of one CA replicate a record; a node with another CA's
-//! certificate cannot join, read or inject.
+//! Real QUIC on loopback: the transport carries datagrams and syncs between members of one CA
+//! and refuses another CA's peer either way; nodes of one CA replicate a record; a node with
+//! another CA's certificate cannot join, read or inject.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use beacon_gossip::net::{Credentials, Transport, spawn};
+use beacon_gossip::net::{Credentials, Incoming, Transport, spawn};
 use beacon_gossip::{Event, Node, NodeConfig, NodeId, Origin, cluster_id};
 use bytes::Bytes;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -118,5 +119,72 @@ async fn a_record_reaches_every_member_and_a_rogue_gets_nothing() {
     assert!(
         members.iter().all(|m| m.id.addr() != rogue.id.addr()),
         "the rogue became a member"
+    );
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[tokio::test]
+async fn datagrams_and_syncs_between_members_of_one_ca() {
+    let ca = ca();
+    let (a, _a_rx) = Transport::bind(loopback(), &creds(&ca, "a")).unwrap();
+    let (b, mut b_rx) = Transport::bind(loopback(), &creds(&ca, "b")).unwrap();
+    let b_addr = b.local_addr().unwrap();
+    a.send_datagram(b_addr, "b", Bytes::from_static(b"ping"))
+        .await
+        .unwrap();
+    let Some(Incoming::Datagram { bytes, .. }) = b_rx.recv().await else {
+        panic!()
+    };
+    assert_eq!(&bytes[..], b"ping");
+    let big = Bytes::from(vec![7u8; 3 << 20]);
+    let sync = tokio::spawn({
+        let a = a.clone();
+        let big = big.clone();
+        async move { a.sync(b_addr, "b", big).await }
+    });
+    let Some(Incoming::Sync { request, reply, .. }) = b_rx.recv().await else {
+        panic!()
+    };
+    assert_eq!(request.len(), 3 << 20);
+    reply.send(Bytes::from_static(b"pong")).unwrap();
+    assert_eq!(&sync.await.unwrap().unwrap()[..], b"pong");
+    // The certificate must name the node we meant.
+    assert!(
+        a.send_datagram(b_addr, "c", Bytes::from_static(b"x"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_peer_from_another_ca_cannot_connect_either_way() {
+    let (ours, theirs) = (ca(), ca());
+    let (a, mut a_rx) = Transport::bind(loopback(), &creds(&ours, "a")).unwrap();
+    let (rogue, mut rogue_rx) = Transport::bind(loopback(), &creds(&theirs, "a")).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let rogue_addr = rogue.local_addr().unwrap();
+    assert!(
+        rogue
+            .send_datagram(a_addr, "a", Bytes::from_static(b"inject"))
+            .await
+            .is_err()
+    );
+    assert!(
+        a.send_datagram(rogue_addr, "a", Bytes::from_static(b"leak"))
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), a_rx.recv())
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rogue_rx.recv())
+            .await
+            .is_err()
     );
 }
