@@ -102,9 +102,10 @@ impl DnsHandler {
         let name = info.query.name();
         let zone = self.zone.load();
         // The l4lb zones are ours even before the first load: SERVFAIL then, never forwarded.
-        let in_domain = self.origin.zone_of(name)
-            || l4lb::covers(name)
-            || zone.as_ref().is_some_and(|z| z.contains(name));
+        let in_domain = match zone.as_ref() {
+            Some(zone) => zone.contains(name),
+            None => self.origin.zone_of(name) || l4lb::covers(name),
+        };
         if !in_domain {
             return (Some(qtype), self.forward(request, name, rh).await);
         }

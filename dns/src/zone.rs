@@ -196,10 +196,10 @@ impl Zone {
 
     /// Answers `qtype` for `qname`, spelled as the client sent it.
     pub fn answer(&self, qname: &Name, qtype: RecordType, rng: &mut impl Rng) -> Answer<'_> {
-        if l4lb::covers(&LowerName::new(qname)) {
+        let key = normalise(qname);
+        if l4lb::covers(&key) {
             return self.l4lb.answer(qname, qtype);
         }
-        let key = normalise(qname);
         let found = self.nodes.get_key_value(&key);
         let node = found.map(|(_, n)| n);
         let mut out = Answer::default();
