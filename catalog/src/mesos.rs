@@ -417,6 +417,24 @@ mod tests {
     }
 
     #[test]
+    fn a_task_both_master_and_agent_report_counts_once() {
+        let master = parse_state(&fixture("fake.json")).unwrap();
+        let mut agent = master.clone();
+        agent.leader = None;
+        let added = agent.frameworks[0].tasks[0].clone();
+        agent.frameworks[0].tasks = vec![Task {
+            id: "only-on-the-agent".into(),
+            ..added
+        }];
+        agent.frameworks[0]
+            .tasks
+            .push(master.frameworks[0].tasks[0].clone());
+        let merged = Catalog::merge([&master, &agent]);
+        assert_eq!(merged.task_count(), master.task_count() + 1);
+        assert_eq!(Catalog::merge([&master]).task_count(), master.task_count());
+    }
+
+    #[test]
     fn parses_the_mesos_dns_fixture() {
         let c = parse_state(&fixture("fake.json")).unwrap();
         assert_eq!(c.leader.as_ref().unwrap().host, "1.2.3.4");

@@ -63,7 +63,9 @@ impl Catalog {
     pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Self>) -> Self {
         let mut out = Self::default();
         let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
-        for part in parts {
+        let mut parts = parts.into_iter().peekable();
+        while let Some(part) = parts.next() {
+            let more_parts = parts.peek().is_some();
             if out.leader.is_none() && part.leader.is_some() {
                 out.leader.clone_from(&part.leader);
                 out.leader_raw.clone_from(&part.leader_raw);
@@ -74,11 +76,16 @@ impl Catalog {
                 }
             }
             // A task two sources both report (the master and an agent's poller) counts once.
+            // The first source with tasks needs no check, and often is the only one.
             for framework in &part.frameworks {
                 let mut framework = framework.clone();
                 let ids = seen.entry(framework.name.clone()).or_default();
-                framework.tasks.retain(|t| !ids.contains(&t.id));
-                ids.extend(framework.tasks.iter().map(|t| t.id.clone()));
+                if !ids.is_empty() {
+                    framework.tasks.retain(|t| !ids.contains(&t.id));
+                }
+                if more_parts {
+                    ids.extend(framework.tasks.iter().map(|t| t.id.clone()));
+                }
                 out.frameworks.push(framework);
             }
             out.host_ips
