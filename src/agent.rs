@@ -54,7 +54,7 @@ pub enum AgentError {
         reason: String,
     },
     /// Occurs when `vip.data_plane = "on"` and the data plane cannot start.
-    #[error("cannot start the VIP data plane (vip.data_plane = \"on\"): {0}")]
+    #[error("cannot start the VIP data plane, which vip.data_plane = \"on\" requires ({0})")]
     DataPlane(String),
     /// Occurs when the master client cannot be built.
     #[error(transparent)]

@@ -70,14 +70,10 @@ impl Vips {
             mode => match beacon_vip_lb::DataPlane::start(&plane_config(settings)) {
                 // The data plane logs where it attached.
                 Ok(plane) => Some(Mutex::new(plane)),
+                // Its start errors read "VIP data plane off: <why>; <what to do>".
+                Err(error) if mode == "on" => return Err(error.to_string()),
                 Err(error) => {
-                    // The data plane's errors read "VIP data plane off: <why>; <what to do>".
-                    let text = error.to_string();
-                    let why = text.strip_prefix("VIP data plane off: ").unwrap_or(&text);
-                    if mode == "on" {
-                        return Err(why.to_string());
-                    }
-                    tracing::warn!("VIP data plane off: {why}; DNS publishes no VIP names");
+                    tracing::warn!("{error}; DNS publishes no VIP names");
                     None
                 }
             },
