@@ -221,6 +221,13 @@ impl Sim {
 
     /// Start a new node and have it join through a random running node. Returns its index.
     pub fn add_node(&mut self) -> usize {
+        let i = self.push_slot();
+        self.start(i);
+        i
+    }
+
+    /// A slot for a new node, not started; returns its index.
+    fn push_slot(&mut self) -> usize {
         let i = self.slots.len();
         let addr = Self::addr(i);
         self.slots.push(Slot {
@@ -232,7 +239,6 @@ impl Sim {
             wake: None,
         });
         self.by_addr.insert(addr, i);
-        self.start(i);
         i
     }
 
@@ -252,17 +258,8 @@ impl Sim {
         let first = self.slots.len();
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
-            let i = self.slots.len();
-            let addr = Self::addr(i);
-            self.slots.push(Slot {
-                node: None,
-                addr,
-                group: 0,
-                lives: 0,
-                clock_skew_ms: 0,
-                wake: None,
-            });
-            self.by_addr.insert(addr, i);
+            let i = self.push_slot();
+            let addr = self.slots[i].addr;
             self.slots[i].lives = 1;
             let bump = self.wall_ms(i);
             ids.push(NodeId::new(&Self::name(i), addr, bump));
