@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(beacon::run(cli)) {
+    match runtime.block_on(beacon::commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("beacon: {e}");
@@ -39,22 +39,23 @@ fn main() -> ExitCode {
 /// does not load is reported later, by the command itself.
 fn init_tracing(cli: &Cli) {
     let from_config = match &cli.command {
-        Command::Agent(args) => args
-            .log
-            .clone()
-            .or_else(|| beacon::load_config(args).ok().map(|c| c.log.filter)),
+        Command::Agent(args) => args.log.clone().or_else(|| {
+            beacon::commands::load_config(args)
+                .ok()
+                .map(|c| c.log.filter)
+        }),
         _ => None,
     };
     let filter = from_config
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| beacon::DEFAULT_LOG.to_string());
+        .unwrap_or_else(|| beacon::common::DEFAULT_LOG.to_string());
     // hickory-server logs two lines per query at info: keep it quiet unless asked for by name.
     let filter = match filter.contains("hickory") {
         true => filter,
-        false => format!("{filter},{}", beacon::QUIET_HICKORY),
+        false => format!("{filter},{}", beacon::common::QUIET_HICKORY),
     };
     let filter =
-        EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(beacon::DEFAULT_LOG));
+        EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(beacon::common::DEFAULT_LOG));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

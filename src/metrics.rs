@@ -126,6 +126,9 @@ impl ClusterMetrics {
         self.members
             .with_label_values(&["down"])
             .set(by(Liveness::Down));
+        self.members
+            .with_label_values(&["left"])
+            .set(by(Liveness::Left));
         let t = gossip.traffic();
         let now = [
             &t.datagrams_in,
@@ -151,13 +154,13 @@ impl ClusterMetrics {
 /// VIP metrics, read from the data plane's per-CPU maps at each scrape: per-VIP and per-backend
 /// counters, VIPs by state, backends by reachability.
 pub struct VipCollector {
-    vips: std::sync::Arc<crate::vips::Vips>,
+    vips: std::sync::Arc<crate::publish::vips::Vips>,
     descs: Vec<prometheus::core::Desc>,
 }
 
 impl VipCollector {
     /// A collector over `vips`.
-    pub fn new(vips: std::sync::Arc<crate::vips::Vips>) -> prometheus::Result<Self> {
+    pub fn new(vips: std::sync::Arc<crate::publish::vips::Vips>) -> prometheus::Result<Self> {
         let (families, gauges) = vip_vecs()?;
         let descs = families
             .iter()
@@ -245,7 +248,7 @@ impl prometheus::core::Collector for VipCollector {
         let state = self.vips.state();
         let stats = self.vips.stats();
         for (key, (vip, backends)) in &stats {
-            let name = crate::vips::display_key(key);
+            let name = crate::publish::vips::display_key(key);
             let labels = [name.as_str(), key.protocol.as_str()];
             let values = [vip.packets, vip.bytes, vip.new_flows, vip.misses];
             for (c, v) in counters.iter().zip(values) {

@@ -56,7 +56,7 @@ fn member(ca: &Ca, name: &str, seed: u64) -> Member {
         ..NodeConfig::default()
     };
     let node = Node::new(config, id.clone(), seed, Instant::now());
-    let (gossip, events) = spawn(node, transport, incoming);
+    let (gossip, events, _) = spawn(node, transport, incoming);
     Member { id, gossip, events }
 }
 

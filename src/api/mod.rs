@@ -18,8 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::published::{Current, Publisher};
-use crate::registrations::Registrations;
+use crate::publish::{Current, Publisher, Registrations};
 
 /// What the handlers read.
 #[derive(Clone)]

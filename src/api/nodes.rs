@@ -52,6 +52,7 @@ async fn nodes(State(state): State<ApiState>) -> Response {
                     Liveness::Up => "up",
                     Liveness::Suspect => "suspect",
                     Liveness::Down => "down",
+                    Liveness::Left => "left",
                 },
                 incarnation: m.incarnation,
                 last_seen_secs_ago: m

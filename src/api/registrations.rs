@@ -10,7 +10,7 @@ use beacon_catalog::registration::{Registration, validate_id};
 use serde_json::json;
 
 use super::ApiState;
-use crate::registrations::Put;
+use crate::publish::registrations::Put;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/registrations", get(list)).route(
@@ -59,7 +59,7 @@ async fn put(State(state): State<ApiState>, Path(id): Path<String>, body: Bytes)
             )
                 .into_response()
         }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -73,7 +73,7 @@ async fn delete(State(state): State<ApiState>, Path(id): Path<String>) -> Respon
             StatusCode::NOT_FOUND,
             format!("no registration {id:?} on this node"),
         ),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -12,7 +12,7 @@ use beacon_catalog::vip::VipAddress;
 use serde::Serialize;
 
 use super::{ApiState, go_json};
-use crate::vips::{Counters, display_key};
+use crate::publish::vips::{Counters, display_key};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/vips", get(vips))

@@ -12,14 +12,18 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+pub mod endpoints;
 pub mod mesos_dns;
 pub mod native;
+pub mod values;
 
+pub use endpoints::Endpoints;
 pub use mesos_dns::{MesosCredentials, MesosDnsConfig};
 pub use native::{
     ClusterSettings, DnsSettings, LogSettings, MesosAgentSettings, NativeConfig, NodeSettings,
     VipSettings,
 };
+pub use values::{DataPlaneMode, Seed, XdpMode};
 
 /// The agent's whole configuration: the Mesos-DNS settings plus Beacon's own.
 ///
@@ -111,16 +115,6 @@ fn clean_path(path: &Path) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Occurs when a `[cluster]` setting does not parse.
-    #[error("invalid cluster {key} {value:?}: {reason}")]
-    InvalidCluster {
-        /// The key.
-        key: &'static str,
-        /// Its value.
-        value: String,
-        /// What is expected.
-        reason: &'static str,
-    },
     /// Occurs when a `[mesos_agent]` setting does not parse.
     #[error("invalid {key} {value:?}: {reason}")]
     InvalidSetting {
@@ -130,6 +124,17 @@ pub enum ConfigError {
         value: String,
         /// What is expected.
         reason: &'static str,
+    },
+    /// Occurs when a listener, resolver or domain does not parse (the Mesos-DNS checks let
+    /// through something the server cannot use).
+    #[error("invalid {key} {value:?}: {reason}")]
+    InvalidAddress {
+        /// The key, as Mesos-DNS spells it.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
     },
     /// Occurs when `[node] name` is not a lower-case DNS label.
     #[error(

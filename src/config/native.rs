@@ -90,10 +90,13 @@
 //! filter = "info"                 # tracing EnvFilter directive
 //! ```
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::values::{DataPlaneMode, Seed, XdpMode, optional_addr, seconds};
 use super::{ConfigError, MesosDnsConfig};
 
 /// The whole native configuration file.
@@ -123,15 +126,16 @@ pub struct NativeConfig {
 pub struct MesosAgentSettings {
     /// The agent's `host:port`.
     pub address: String,
-    /// Seconds between polls.
-    pub refresh_seconds: u64,
+    /// Time between polls (`refresh_seconds` in the file).
+    #[serde(rename = "refresh_seconds", deserialize_with = "seconds")]
+    pub refresh: Duration,
 }
 
 impl Default for MesosAgentSettings {
     fn default() -> Self {
         Self {
             address: String::new(),
-            refresh_seconds: 2,
+            refresh: Duration::from_secs(2),
         }
     }
 }
@@ -148,7 +152,7 @@ impl MesosAgentSettings {
                 },
             )?;
         }
-        if self.refresh_seconds == 0 {
+        if self.refresh.is_zero() {
             return Err(ConfigError::OutOfRange {
                 key: "mesos_agent.refresh_seconds",
                 value: 0,
@@ -164,26 +168,27 @@ impl MesosAgentSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VipSettings {
-    /// `auto`, `on` or `off`.
-    pub data_plane: String,
+    /// Whether the data plane runs.
+    pub data_plane: DataPlaneMode,
     /// The cgroup v2 directory the socket LB attaches to; empty: the cgroup2 mount point.
     pub cgroup: std::path::PathBuf,
     /// Interfaces where XDP balances arriving packets (and tc reverses the replies).
     pub xdp_interfaces: Vec<String>,
-    /// `auto`, `native` or `generic`.
-    pub xdp_mode: String,
-    /// Seconds between full reconciles of the BPF maps.
-    pub reconcile_secs: u64,
+    /// How XDP attaches.
+    pub xdp_mode: XdpMode,
+    /// Time between full reconciles of the BPF maps (`reconcile_secs` in the file).
+    #[serde(rename = "reconcile_secs", deserialize_with = "seconds")]
+    pub reconcile: Duration,
 }
 
 impl Default for VipSettings {
     fn default() -> Self {
         Self {
-            data_plane: "auto".into(),
+            data_plane: DataPlaneMode::Auto,
             cgroup: std::path::PathBuf::new(),
             xdp_interfaces: Vec::new(),
-            xdp_mode: "auto".into(),
-            reconcile_secs: 30,
+            xdp_mode: XdpMode::Auto,
+            reconcile: Duration::from_secs(30),
         }
     }
 }
@@ -192,28 +197,14 @@ impl VipSettings {
     /// Settings with the data plane off.
     pub fn off() -> Self {
         Self {
-            data_plane: "off".into(),
+            data_plane: DataPlaneMode::Off,
             ..Self::default()
         }
     }
 
-    /// Checks the enumerations and the period.
+    /// Checks the period.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let one_of = |key, value: &str, allowed: &[&str]| match allowed.contains(&value) {
-            true => Ok(()),
-            false => Err(ConfigError::InvalidSetting {
-                key,
-                value: value.to_string(),
-                reason: "expected \"auto\", \"on\" or \"off\" (xdp_mode: \"auto\", \"native\" or \"generic\")",
-            }),
-        };
-        one_of("vip.data_plane", &self.data_plane, &["auto", "on", "off"])?;
-        one_of(
-            "vip.xdp_mode",
-            &self.xdp_mode,
-            &["auto", "native", "generic"],
-        )?;
-        if self.reconcile_secs == 0 {
+        if self.reconcile.is_zero() {
             return Err(ConfigError::OutOfRange {
                 key: "vip.reconcile_secs",
                 value: 0,
@@ -228,67 +219,30 @@ impl VipSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterSettings {
-    /// The gossip QUIC endpoint, `host:port`; empty means no cluster.
-    pub listen: String,
+    /// The gossip QUIC endpoint, `host:port`; empty (`None`) means no cluster.
+    #[serde(deserialize_with = "optional_addr")]
+    pub listen: Option<SocketAddr>,
     /// Peers to join through, `name@host:port` (the name is what their certificate says).
-    pub seeds: Vec<String>,
+    pub seeds: Vec<Seed>,
     /// Directory of `ca.pem`, `<node>.pem` and `<node>-key.pem`.
     pub tls_dir: std::path::PathBuf,
     /// Cluster name; messages of another cluster are refused.
     pub name: String,
-    /// Seconds a node may stay down before its records are withdrawn everywhere.
-    pub withdraw_after_secs: u64,
+    /// How long a node may stay down before its records are withdrawn everywhere
+    /// (`withdraw_after_secs` in the file).
+    #[serde(rename = "withdraw_after_secs", deserialize_with = "seconds")]
+    pub withdraw_after: Duration,
 }
 
 impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
-            listen: String::new(),
+            listen: None,
             seeds: Vec::new(),
             tls_dir: "beacon-tls".into(),
             name: "beacon".into(),
-            withdraw_after_secs: 30,
+            withdraw_after: Duration::from_secs(30),
         }
-    }
-}
-
-impl ClusterSettings {
-    /// The gossip address, when clustering is on.
-    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        if self.listen.is_empty() {
-            return Ok(None);
-        }
-        self.listen
-            .parse()
-            .map(Some)
-            .map_err(|_| ConfigError::InvalidCluster {
-                key: "listen",
-                value: self.listen.clone(),
-                reason: "expected host:port with an IP address",
-            })
-    }
-
-    /// The seeds as (name, address).
-    pub fn seed_addrs(&self) -> Result<Vec<(String, std::net::SocketAddr)>, ConfigError> {
-        self.seeds
-            .iter()
-            .map(|seed| {
-                let bad = || ConfigError::InvalidCluster {
-                    key: "seeds",
-                    value: seed.clone(),
-                    reason: "expected name@host:port",
-                };
-                let (name, addr) = seed.split_once('@').ok_or_else(bad)?;
-                Ok((name.to_string(), addr.parse().map_err(|_| bad())?))
-            })
-            .collect()
-    }
-
-    /// Checks the addresses.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
-        self.seed_addrs()?;
-        Ok(())
     }
 }
 
@@ -360,8 +314,10 @@ pub struct DnsSettings {
     pub max_inflight_forwards: usize,
     /// Number of `SO_REUSEPORT` UDP sockets; 0 means one per core. Default 0.
     pub udp_sockets: usize,
-    /// Seconds after which an idle DNS-over-TCP connection is closed (> 0). Default 10.
-    pub tcp_idle_timeout_secs: u64,
+    /// Time after which an idle DNS-over-TCP connection is closed (> 0; `tcp_idle_timeout_secs`
+    /// in the file). Default 10 s.
+    #[serde(rename = "tcp_idle_timeout_secs", deserialize_with = "seconds")]
+    pub tcp_idle_timeout: Duration,
     /// Answer NOERROR/NODATA rather than NXDOMAIN for the apex and empty non-terminals, as RFC
     /// 8020 requires (Mesos-DNS answered NXDOMAIN). Default true.
     pub apex_nodata: bool,
@@ -374,7 +330,7 @@ impl Default for DnsSettings {
             ptr_records: false,
             max_inflight_forwards: 1024,
             udp_sockets: 0,
-            tcp_idle_timeout_secs: 10,
+            tcp_idle_timeout: Duration::from_secs(10),
             apex_nodata: true,
         }
     }
@@ -395,7 +351,7 @@ impl DnsSettings {
         if self.max_inflight_forwards == 0 {
             return Err(out_of_range("max_inflight_forwards", 0, "at least 1"));
         }
-        if self.tcp_idle_timeout_secs == 0 {
+        if self.tcp_idle_timeout.is_zero() {
             return Err(out_of_range("tcp_idle_timeout_secs", 0, "at least 1"));
         }
         Ok(())
@@ -432,14 +388,13 @@ impl NativeConfig {
         config.dns.validate()?;
         config.mesos_agent.validate()?;
         config.node.validate()?;
-        config.cluster.validate()?;
         config.vip.validate()?;
         Ok(config)
     }
 
     /// Whether `masters` must be set: only when the node has no other source of tasks.
     fn masters_required(&self) -> bool {
-        self.mesos_agent.address.is_empty() && self.cluster.listen.is_empty()
+        self.mesos_agent.address.is_empty() && self.cluster.listen.is_none()
     }
 
     /// Validates everything, as loading does; for configurations built or changed in code.
@@ -448,7 +403,6 @@ impl NativeConfig {
         self.dns.validate()?;
         self.mesos_agent.validate()?;
         self.node.validate()?;
-        self.cluster.validate()?;
         self.vip.validate()
     }
 }
@@ -635,7 +589,7 @@ mod tests {
     #[test]
     fn masters_are_optional_with_another_source() {
         let agent = parse("[mesos_agent]\naddress = \"127.0.0.1:5051\"\n").unwrap();
-        assert_eq!(agent.mesos_agent.refresh_seconds, 2);
+        assert_eq!(agent.mesos_agent.refresh, Duration::from_secs(2));
         assert!(parse("[cluster]\nlisten = \"127.0.0.1:7946\"\n").is_ok());
         let err = parse("[mesos_agent]\naddress = \"localhost\"\n").unwrap_err();
         assert_eq!(

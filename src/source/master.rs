@@ -94,7 +94,7 @@ mod tests {
     use rustls_pki_types::PrivateKeyDer;
 
     use super::*;
-    use crate::fake_master::FakeMaster;
+    use crate::commands::fake_master::FakeMaster;
 
     fn state() -> Vec<u8> {
         let path = concat!(

@@ -1,9 +1,9 @@
 //! Task sources: where the catalog comes from. The Mesos master's state (one shared origin,
 //! however many nodes poll it) and the local Mesos agent's state (this node's own tasks).
 
-pub mod agent;
 pub mod http;
 pub mod master;
+pub mod mesos_agent;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -18,7 +18,7 @@
 //! identity (seen in the simulator as a rename storm at 5 % loss).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::{Duration, Instant};
@@ -82,6 +82,8 @@ pub enum Event {
     MemberUp(NodeId),
     /// A member was declared down.
     MemberDown(NodeId),
+    /// A member said it is leaving (a graceful stop): down, but not failed.
+    MemberLeft(NodeId),
     /// A member's identity was replaced by a newer one (it restarted or rejoined).
     MemberRenamed {
         /// The identity that is gone.
@@ -112,6 +114,8 @@ pub enum Liveness {
     Suspect,
     /// Declared down.
     Down,
+    /// Left gracefully: it told us it was going.
+    Left,
 }
 
 /// One member as this node sees it.
@@ -144,6 +148,9 @@ pub struct Membership {
     suspected: VecDeque<Member<NodeId>>,
     health: LocalHealth,
     last_seen: HashMap<SocketAddr, Instant>,
+    /// Members that told us themselves that they were going (foca's `leave_cluster`): the
+    /// only way a member's "down" update comes from the member itself.
+    left: HashSet<NodeId>,
     tuned_for: usize,
     swim_errors: u64,
 }
@@ -242,6 +249,7 @@ impl Membership {
             suspected: VecDeque::new(),
             health: LocalHealth::new(max_health),
             last_seen: HashMap::new(),
+            left: HashSet::new(),
             tuned_for: 1,
             swim_errors: 0,
         }
@@ -255,10 +263,12 @@ impl Membership {
     /// Handle one datagram from a peer.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Error> {
         let swim = wire::decode_datagram(self.cluster, bytes)?;
+        let mut sender = None;
         if let Ok((header, _)) = postcard::take_from_bytes::<Header<NodeId>>(swim)
             && header.dst.addr() == self.id().addr()
         {
             self.last_seen.insert(header.src.addr(), now);
+            sender = Some(header.src.clone());
             match header.message {
                 Message::Ack(n) => self.health.ack(header.src.addr(), n),
                 Message::ForwardedAck { probe_number, .. } => {
@@ -268,7 +278,7 @@ impl Membership {
             }
         }
         let result = self.foca.handle_data(swim, &mut self.effects);
-        self.drain(now);
+        self.drain_from(now, sender.as_ref());
         result.map_err(|e| {
             self.swim_errors += 1;
             Error::Swim(e)
@@ -320,9 +330,18 @@ impl Membership {
         self.drain(now);
     }
 
-    /// Leave the cluster: tell a few members we are going. The node is defunct afterwards.
+    /// Leave the cluster: tell every live member we are going, so that each of them hears it
+    /// from us and shows us as left rather than failed. The node is defunct afterwards.
     pub fn leave(&mut self, now: Instant) {
-        if self.foca.leave_cluster(&mut self.effects).is_err() {
+        let mut config = self.config.foca_config(self.tuned_for);
+        let everyone = NonZeroUsize::new(self.foca.num_members()).unwrap_or(NonZeroUsize::MIN);
+        config.periodic_gossip = Some(PeriodicParams {
+            frequency: self.config.gossip_interval,
+            num_members: everyone,
+        });
+        if self.foca.set_config(config).is_err()
+            || self.foca.leave_cluster(&mut self.effects).is_err()
+        {
             self.swim_errors += 1;
         }
         self.drain(now);
@@ -362,6 +381,7 @@ impl Membership {
                 state: match m.state() {
                     State::Alive => Liveness::Up,
                     State::Suspect => Liveness::Suspect,
+                    State::Down if self.left.contains(m.id()) => Liveness::Left,
                     State::Down => Liveness::Down,
                 },
                 incarnation: m.incarnation(),
@@ -485,6 +505,12 @@ impl Membership {
 
     /// Move foca's effects into our queues.
     fn drain(&mut self, now: Instant) {
+        self.drain_from(now, None);
+    }
+
+    /// [`Self::drain`] after a datagram from `sender`: a member that `sender` itself declares
+    /// down has left.
+    fn drain_from(&mut self, now: Instant, sender: Option<&NodeId>) {
         // Timers first: they are scaled by the local health from before this call, so the probe
         // failure noticed while sending below does not stretch its own suspicion timeout.
         for (timer, after) in std::mem::take(&mut self.effects.timers) {
@@ -513,6 +539,11 @@ impl Membership {
                     resize = true;
                     Event::MemberUp(id)
                 }
+                OwnedNotification::MemberDown(id) if Some(&id) == sender => {
+                    resize = true;
+                    self.left.insert(id.clone());
+                    Event::MemberLeft(id)
+                }
                 OwnedNotification::MemberDown(id) => {
                     resize = true;
                     Event::MemberDown(id)
@@ -529,6 +560,9 @@ impl Membership {
             self.events.push_back(event);
         }
         if resize {
+            let known: HashSet<&NodeId> =
+                self.foca.iter_membership_state().map(Member::id).collect();
+            self.left.retain(|id| known.contains(id));
             self.retune();
         }
     }

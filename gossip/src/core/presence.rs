@@ -30,7 +30,7 @@ impl Presence {
                 self.set(id, true);
                 Some(id.name().to_owned())
             }
-            Event::MemberDown(id) => {
+            Event::MemberDown(id) | Event::MemberLeft(id) => {
                 if self.live.get(&id.addr()) == Some(id) {
                     self.set(id, false);
                 }

@@ -4,16 +4,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::core::node::SyncOpen;
 use crate::net::transport::{Incoming, Transport};
 use crate::{Event, MemberState, Node, NodeId, Origin, Record, Version};
 
-/// A handle on a running gossip node; cheap to clone. The node stops when every handle is gone.
+/// A handle on a running gossip node; cheap to clone. The node leaves the cluster and stops on
+/// [`Gossip::leave`], or when every handle is gone.
 #[derive(Clone)]
 pub struct Gossip {
     commands: mpsc::Sender<Command>,
@@ -47,6 +49,7 @@ enum Command {
     Members(oneshot::Sender<Vec<MemberState>>),
     Records(oneshot::Sender<Vec<(Origin, Record)>>),
     Join(NodeId),
+    Leave(oneshot::Sender<()>),
 }
 
 /// Why a request to the node failed: it has stopped.
@@ -81,6 +84,12 @@ impl Gossip {
         &self.traffic
     }
 
+    /// Tells every live member that this node is leaving, waits (up to about a second) for
+    /// those datagrams to go out, and stops the node. Peers show it as left, not failed.
+    pub async fn leave(&self) -> Result<(), Stopped> {
+        self.ask(Command::Leave).await
+    }
+
     /// Joins the cluster through `seed`.
     pub async fn join(&self, seed: NodeId) -> Result<(), Stopped> {
         self.commands
@@ -100,11 +109,13 @@ impl Gossip {
 }
 
 /// Starts the task that drives `node` over `transport`; events go out on the returned receiver.
+/// The task ends after [`Gossip::leave`] or when every handle is gone; its handle lets the
+/// owner wait for that.
 pub fn spawn(
     node: Node,
     transport: Arc<Transport>,
     incoming: mpsc::Receiver<Incoming>,
-) -> (Gossip, mpsc::Receiver<Event>) {
+) -> (Gossip, mpsc::Receiver<Event>, JoinHandle<()>) {
     let (commands, command_rx) = mpsc::channel(256);
     let (events, event_rx) = mpsc::channel(4096);
     let (sync_done, sync_rx) = mpsc::channel(256);
@@ -116,8 +127,8 @@ pub fn spawn(
         sync_done,
         traffic: traffic.clone(),
     };
-    tokio::spawn(driver.run(incoming, command_rx, sync_rx));
-    (Gossip { commands, traffic }, event_rx)
+    let task = tokio::spawn(driver.run(incoming, command_rx, sync_rx));
+    (Gossip { commands, traffic }, event_rx, task)
 }
 
 /// The result of a sync this node started: the peer and its response (or failure).
@@ -138,7 +149,7 @@ impl Driver {
         mut commands: mpsc::Receiver<Command>,
         mut syncs: mpsc::Receiver<SyncResult>,
     ) {
-        loop {
+        let left = loop {
             self.flush().await;
             let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
             let sleep = async {
@@ -149,16 +160,35 @@ impl Driver {
             };
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(Command::Leave(reply)) => break Some(reply),
                     Some(command) => self.command(command),
-                    None => break,
+                    None => break None,
                 },
                 Some(message) = incoming.recv() => self.incoming(message),
                 Some((peer, result)) = syncs.recv() => self.sync_finished(peer, result),
                 () = sleep => self.node.handle_timeout(Instant::now()),
             }
+        };
+        self.leave().await;
+        if let Some(reply) = left {
+            let _ = reply.send(());
         }
+    }
+
+    /// Sends the leave to every live member and waits for the sends, then closes the endpoint.
+    async fn leave(&mut self) {
         self.node.leave(Instant::now());
-        self.flush().await;
+        let mut sends = JoinSet::new();
+        while let Some(t) = self.node.poll_transmit() {
+            let transport = self.transport.clone();
+            sends.spawn(async move {
+                let _ =
+                    (transport.send_datagram(t.to.addr(), t.to.name(), Bytes::from(t.bytes))).await;
+            });
+        }
+        let all_sent = async { while sends.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(LEAVE_WAIT, all_sent).await;
+        self.transport.close(LEAVE_WAIT).await;
     }
 
     fn command(&mut self, command: Command) {
@@ -177,6 +207,8 @@ impl Driver {
                 let _ = reply.send(self.node.records());
             }
             Command::Join(seed) => self.node.join(now, seed),
+            // Handled by the loop, which stops.
+            Command::Leave(_) => {}
         }
     }
 
@@ -283,6 +315,10 @@ impl Driver {
         });
     }
 }
+
+/// How long a leaving node waits for its leave datagrams to be sent, and then for its
+/// connections to close.
+const LEAVE_WAIT: Duration = Duration::from_secs(1);
 
 fn wall_millis() -> u64 {
     SystemTime::now()

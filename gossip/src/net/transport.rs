@@ -116,6 +116,14 @@ impl Transport {
         Ok((transport, rx))
     }
 
+    /// Closes every connection, once what was queued on them has had `grace` to leave (QUIC
+    /// sends queued datagrams before the close), and stops accepting peers.
+    pub async fn close(&self, grace: Duration) {
+        tokio::time::sleep(grace / 10).await;
+        self.endpoint.close(0u32.into(), b"leaving");
+        let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
@@ -159,12 +167,6 @@ impl Transport {
             .await
             .map_err(|e| err(e.to_string()))?;
         Ok(Bytes::from(response))
-    }
-
-    /// Closes every connection and the endpoint.
-    pub async fn close(&self) {
-        self.endpoint.close(0u32.into(), b"shutting down");
-        self.endpoint.wait_idle().await;
     }
 
     async fn connection(

@@ -12,11 +12,11 @@ use axum::routing::get;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::BoxError;
 use crate::agent::Agent;
 use crate::cli::DemoArgs;
+use crate::commands::fake_master::FakeMaster;
+use crate::common::{BoxError, shutdown_signal};
 use crate::config::Config;
-use crate::fake_master::FakeMaster;
 
 const BACKENDS: usize = 3;
 
@@ -42,14 +42,14 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
     // The agents form a cluster: certificates from a throw-away CA, gossip on loopback, every
     // node joining through the first.
     let tls_dir = std::env::temp_dir().join(format!("beacon-demo-{}", std::process::id()));
-    crate::tls::create_ca(&tls_dir, 1)?;
+    crate::commands::tls::create_ca(&tls_dir, 1)?;
     let mut seed = None;
     for i in 1..=args.nodes {
         let name = format!("n{i}");
-        crate::tls::issue_node(&tls_dir, &name, 1)?;
+        crate::commands::tls::issue_node(&tls_dir, &name, 1)?;
         let mut config = demo_config(master.addr());
         config.node.name = name.clone();
-        config.cluster.listen = "127.0.0.1:0".into();
+        config.cluster.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         config.cluster.tls_dir = tls_dir.clone();
         config.cluster.seeds = seed.iter().cloned().collect();
         // One data plane per host: the first node balances the demo VIP (as root); on a real
@@ -59,14 +59,14 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
         }
         let agent = Agent::start(config).await?;
         if let (None, Some(addr)) = (&seed, agent.gossip_addr) {
-            seed = Some(format!("{name}@{addr}"));
+            seed = Some(crate::config::Seed { name, addr });
         }
         agents.push(agent);
     }
     wait_ready(&agents).await;
     print_summary(args, &agents, &backend_ports);
 
-    crate::shutdown_signal().await;
+    shutdown_signal().await;
     for agent in agents {
         agent.stop().await;
     }

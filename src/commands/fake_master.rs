@@ -4,6 +4,7 @@
 //! exercises the real pollers over real HTTP.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +15,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+
+use crate::cli::FakeMasterArgs;
+use crate::common::{BoxError, shutdown_signal};
 
 /// A running fake master.
 pub struct FakeMaster {
@@ -192,6 +196,41 @@ fn base64_encode(input: &[u8]) -> String {
         }
     }
     out
+}
+
+/// `beacon fake-master`: serves a state file, re-reading it when it changes so that tests and
+/// benchmarks can change what the "master" reports (rewrite the file, rename it into place).
+pub async fn run(args: &FakeMasterArgs) -> Result<(), BoxError> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&args.state);
+    let master = FakeMaster::start(args.listen, read(&args.state)?).await?;
+    println!(
+        "fake master serving {} on http://{}/master/state",
+        args.state.display(),
+        master.addr()
+    );
+    let watch = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let now = modified(&args.state);
+            if now != seen {
+                seen = now;
+                match read(&args.state) {
+                    Ok(body) => master.set_body(body),
+                    Err(error) => tracing::warn!(%error, "keeping the previous state"),
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = watch => {}
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BoxError> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use beacon_catalog::registration::{self, Registration};
 
-use crate::node_origin::NodeOrigin;
+use super::{NodeOrigin, PublishError};
+use crate::common::lock;
 
 /// Whether a `put` created or replaced a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +41,16 @@ impl Registrations {
     }
 
     /// Loads and publishes the registrations a previous run saved. Blocking.
-    pub fn load(&self) -> Result<usize, String> {
+    pub fn load(&self) -> Result<usize, PublishError> {
         let Some(file) = &self.file else { return Ok(0) };
+        let state = |source| PublishError::State {
+            path: file.clone(),
+            source,
+        };
         let saved: BTreeMap<String, Registration> = match std::fs::read(file) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| state(e.into()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(format!("{}: {e}", file.display())),
+            Err(e) => return Err(state(e)),
         };
         let count = saved.len();
         self.change(|entries| *entries = saved)?;
@@ -60,7 +63,7 @@ impl Registrations {
     }
 
     /// Adds or replaces `id` and publishes. Blocking: call it from a blocking thread.
-    pub fn put(&self, id: &str, reg: Registration) -> Result<Put, String> {
+    pub fn put(&self, id: &str, reg: Registration) -> Result<Put, PublishError> {
         self.change(|entries| match entries.insert(id.to_string(), reg) {
             Some(_) => Put::Replaced,
             None => Put::Created,
@@ -68,7 +71,7 @@ impl Registrations {
     }
 
     /// Removes `id` and publishes; whether it existed. Blocking.
-    pub fn delete(&self, id: &str) -> Result<bool, String> {
+    pub fn delete(&self, id: &str) -> Result<bool, PublishError> {
         self.change(|entries| entries.remove(id).is_some())
     }
 
@@ -80,7 +83,7 @@ impl Registrations {
     fn change<T>(
         &self,
         edit: impl FnOnce(&mut BTreeMap<String, Registration>) -> T,
-    ) -> Result<T, String> {
+    ) -> Result<T, PublishError> {
         let mut entries = self.lock();
         let out = edit(&mut entries);
         if let Some(file) = &self.file {
@@ -93,19 +96,25 @@ impl Registrations {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Registration>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
 }
 
 /// Writes `entries` to `file` through a temporary file and a rename, so a crash never leaves
 /// half a file.
-fn save(file: &std::path::Path, entries: &BTreeMap<String, Registration>) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", file.display());
+fn save(
+    file: &std::path::Path,
+    entries: &BTreeMap<String, Registration>,
+) -> Result<(), PublishError> {
+    let err = |source| PublishError::State {
+        path: file.to_path_buf(),
+        source,
+    };
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let tmp = file.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(entries).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec_pretty(entries).map_err(|e| err(e.into()))?;
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, file).map_err(err)
 }

@@ -14,12 +14,12 @@ use crate::config::MesosDnsConfig;
 
 /// Fetches and parses the local agent's state.
 #[derive(Clone, Debug)]
-pub struct AgentPoller {
+pub struct MesosAgentPoller {
     client: MesosClient,
     address: String,
 }
 
-impl AgentPoller {
+impl MesosAgentPoller {
     /// A poller for the agent at `address` (`host:port`), with the TLS and authentication
     /// settings of `config`.
     pub fn new(config: &MesosDnsConfig, address: &str) -> Result<Self, ClientError> {
@@ -53,7 +53,7 @@ impl AgentPoller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_master::FakeMaster;
+    use crate::commands::fake_master::FakeMaster;
 
     const STATE: &[u8] = br#"{"id": "S9", "hostname": "127.0.0.1",
         "pid": "slave(1)@127.0.0.1:5051",
@@ -66,12 +66,12 @@ mod tests {
         let agent = FakeMaster::start(([127, 0, 0, 1], 0).into(), STATE.to_vec())
             .await
             .unwrap();
-        let poller = AgentPoller::new(&MesosDnsConfig::default(), &agent.addr().to_string());
+        let poller = MesosAgentPoller::new(&MesosDnsConfig::default(), &agent.addr().to_string());
         let catalog = poller.unwrap().fetch().await.unwrap();
         assert_eq!(catalog.task_count(), 1);
         assert_eq!(catalog.agents[0].id, "S9");
         agent.set_body(b"{\"pid\": 7".to_vec());
-        let poller = AgentPoller::new(&MesosDnsConfig::default(), &agent.addr().to_string());
+        let poller = MesosAgentPoller::new(&MesosDnsConfig::default(), &agent.addr().to_string());
         let err = poller.unwrap().fetch().await.unwrap_err().to_string();
         assert!(err.contains(&format!("{}/state", agent.addr())), "{err}");
         assert!(err.contains("malformed state JSON"), "{err}");

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::BoxError;
 use crate::cli::QueryArgs;
+use crate::common::BoxError;
 
 /// `beacon services`: every SRV name with its targets, and every A/AAAA name with its
 /// addresses, as the agent serves them.

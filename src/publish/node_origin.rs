@@ -2,17 +2,17 @@
 //! agent runs, published together as one fragment. The node is the only writer of that origin,
 //! so two sources on one node must go out as one document, never one overwriting the other.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use beacon_catalog::Catalog;
 
-use crate::cluster::Sink;
-use crate::origins::node_origin;
+use super::{PublishError, Sink, node_origin};
+use crate::common::lock;
 
 /// The two parts of the node's fragment, and where it is published.
 pub struct NodeOrigin {
     node: String,
-    sink: Sink,
+    sink: Arc<dyn Sink>,
     parts: Mutex<Parts>,
 }
 
@@ -24,7 +24,7 @@ struct Parts {
 
 impl NodeOrigin {
     /// The origin of `node`, published through `sink`.
-    pub fn new(node: String, sink: Sink) -> Self {
+    pub fn new(node: String, sink: Arc<dyn Sink>) -> Self {
         Self {
             node,
             sink,
@@ -38,24 +38,24 @@ impl NodeOrigin {
     }
 
     /// Replaces the registrations' part and publishes. Blocking: call it from a blocking thread.
-    pub fn set_registrations(&self, part: Catalog) -> Result<(), String> {
+    pub fn set_registrations(&self, part: Catalog) -> Result<(), PublishError> {
         self.update(|parts| parts.registrations = part)
     }
 
     /// Replaces the local agent's tasks and publishes. Blocking.
-    pub fn set_agent_tasks(&self, part: Catalog) -> Result<(), String> {
+    pub fn set_agent_tasks(&self, part: Catalog) -> Result<(), PublishError> {
         self.update(|parts| parts.agent_tasks = part)
     }
 
     /// Publishes the fragment as it stands (an empty one at start, so that a node with no
     /// other source is ready and known to the cluster). Blocking.
-    pub fn publish(&self) -> Result<(), String> {
+    pub fn publish(&self) -> Result<(), PublishError> {
         self.update(|_| {})
     }
 
-    fn update(&self, edit: impl FnOnce(&mut Parts)) -> Result<(), String> {
+    fn update(&self, edit: impl FnOnce(&mut Parts)) -> Result<(), PublishError> {
         // The lock is held through publishing, so fragments go out in the order of the edits.
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = lock(&self.parts);
         edit(&mut parts);
         let fragment = Catalog::merge([&parts.registrations, &parts.agent_tasks]);
         self.sink.set(&node_origin(&self.node), fragment)

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use beacon_catalog::Catalog;
@@ -12,8 +11,10 @@ use beacon_dns::labels::LabelSpec;
 use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, generate};
 use beacon_dns::zone::{Zone, ZoneConfig, ZoneError};
 
+use super::Vips;
+use super::origins::Fragments;
+use crate::common::{lock, wall_millis};
 use crate::config::Config;
-use crate::vips::Vips;
 
 /// One generation of served data.
 #[derive(Debug)]
@@ -116,12 +117,10 @@ impl Publisher {
     pub fn publish(
         &self,
         current: &Current,
-        fragments: &BTreeMap<String, Arc<Catalog>>,
+        fragments: &Fragments,
         owners: &BTreeMap<String, String>,
     ) -> Result<Arc<Published>, ZoneError> {
-        let serial = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
+        let serial = (wall_millis() / 1000) as u32;
         let catalog = Catalog::merge(fragments.values().map(|f| f.as_ref()));
         let records = self.records(fragments, &catalog);
         let zone = Zone::new(
@@ -131,10 +130,14 @@ impl Publisher {
                 ..self.zone.clone()
             },
         )?;
-        let vips = self.vips.program(&catalog, owners, |staying| {
+        // VIP before DNS: a VIP being removed leaves DNS before its maps do, and a new one is
+        // named only once its maps are in place.
+        let plan = self.vips.prepare(&catalog, owners);
+        if let Some(staying) = plan.staying() {
             current.zone.store(Some(Arc::new(zone.with_vips(staying))));
-        });
-        let zone = zone.with_vips(&vips);
+        }
+        let programmed = self.vips.apply(plan);
+        let zone = zone.with_vips(&programmed);
         if zone.skipped() > 0 {
             tracing::debug!(
                 names = zone.skipped(),
@@ -159,8 +162,8 @@ impl Publisher {
     /// in a cluster one change would otherwise regenerate every node's tasks on every node.
     /// Records are sets per name, so the union is what generating the merged catalog gives, in
     /// another order.
-    fn records(&self, fragments: &BTreeMap<String, Arc<Catalog>>, catalog: &Catalog) -> RecordSet {
-        let mut cache = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
+    fn records(&self, fragments: &Fragments, catalog: &Catalog) -> RecordSet {
+        let mut cache = lock(&self.by_origin);
         let sources: Vec<_> = fragments.iter().filter(|(_, f)| !is_empty(f)).collect();
         if sources.len() <= 1 {
             cache.clear();

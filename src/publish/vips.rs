@@ -1,21 +1,24 @@
-//! The VIP side of publishing. Every catalog that is published goes through [`Vips::program`]:
-//! the VIP table is derived from it, backends on nodes gossip declares down are withdrawn
-//! (failing open when every backend of a VIP is), the data plane's maps are brought in step,
-//! and only then are the names of the VIPs it programmed handed to DNS. A name never resolves
-//! before connections to its address are balanced (the race dcos-net fixed in DCOS_OSS-4939).
+//! The VIP side of publishing. Every catalog that is published goes through two steps:
+//! [`Vips::prepare`] derives the VIP table, withdraws backends on nodes gossip declares down
+//! (failing open when every backend of a VIP is) and plans the data plane's maps, naming the
+//! VIPs that stay; [`Vips::apply`] brings the maps in step and names the VIPs now programmed.
+//! The publisher swaps a zone in after each step, so a name never resolves before connections
+//! to its address are balanced (the race dcos-net fixed in DCOS_OSS-4939), and a VIP being
+//! removed leaves DNS before its maps.
 //!
 //! Without a data plane (off, not root, no BPF) the table is still derived, for `/v1/vips`, but
 //! no VIP name is published.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use beacon_catalog::Catalog;
 use beacon_catalog::vip::{L4LB_ZONE, NamedAddresses, VipAddress, VipKey, VipTable, extract};
 use beacon_dns::l4lb::{PublishedVip, published_vips};
 
-use crate::config::VipSettings;
+use crate::common::lock;
+use crate::config::{DataPlaneMode, VipSettings, XdpMode};
 
 /// Packet counters of a VIP or a backend, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -64,14 +67,14 @@ impl std::fmt::Debug for Vips {
 impl Vips {
     /// Starts the data plane as `settings` say. `auto` turns it off, with one log line saying
     /// why, when it cannot run; `on` makes that an error.
-    pub fn start(settings: &VipSettings) -> Result<Self, String> {
-        let plane = match settings.data_plane.as_str() {
-            "off" => None,
+    pub fn start(settings: &VipSettings) -> Result<Self, beacon_vip_lb::DataPlaneError> {
+        let plane = match settings.data_plane {
+            DataPlaneMode::Off => None,
             mode => match beacon_vip_lb::DataPlane::start(&plane_config(settings)) {
                 // The data plane logs where it attached.
                 Ok(plane) => Some(Mutex::new(plane)),
                 // Its start errors read "VIP data plane off: <why>; <what to do>".
-                Err(error) if mode == "on" => return Err(error.to_string()),
+                Err(error) if mode == DataPlaneMode::On => return Err(error),
                 Err(error) => {
                     tracing::warn!("{error}; DNS publishes no VIP names");
                     None
@@ -99,27 +102,40 @@ impl Vips {
         self.plane.is_some()
     }
 
-    /// Derives the VIPs of `catalog`, programs them, and returns the named VIPs DNS may
-    /// publish. Before touching the maps it calls `early` with the names that stay, so that a
-    /// VIP being removed leaves DNS first. `owners` maps Mesos agent ids to the gossip node
-    /// that polls them. Blocking.
-    pub fn program(
-        &self,
-        catalog: &Catalog,
-        owners: &BTreeMap<String, String>,
-        early: impl FnOnce(&[PublishedVip]),
-    ) -> Vec<PublishedVip> {
+    /// Step one: derives the VIPs of `catalog` and plans the maps. With a data plane the plan
+    /// holds it locked until [`Vips::apply`], so no other change comes between the two steps.
+    /// `owners` maps Mesos agent ids to the gossip node that polls them. Blocking.
+    pub fn prepare(&self, catalog: &Catalog, owners: &BTreeMap<String, String>) -> VipPlan<'_> {
         let table = extract(catalog);
         let addresses = table.named_addresses();
         let unreachable = self.unreachable(owners);
-        let programmed = match &self.plane {
-            Some(plane) => {
-                let mut plane = lock(plane);
-                let desired = beacon_vip_lb::desired(&table, &addresses, &unreachable);
-                // Names of VIPs about to go leave DNS before their maps do.
-                let staying = plane.programmed();
-                let staying = staying.intersection(&desired.keys()).cloned().collect();
-                early(&published_vips(&only(&table, &staying), &addresses));
+        let programming = self.plane.as_ref().map(|plane| {
+            let plane = lock(plane);
+            let desired = beacon_vip_lb::desired(&table, &addresses, &unreachable);
+            let staying = plane.programmed();
+            let staying = staying.intersection(&desired.keys()).cloned().collect();
+            let staying = published_vips(&only(&table, &staying), &addresses);
+            Programming {
+                plane,
+                desired,
+                staying,
+            }
+        });
+        VipPlan {
+            table,
+            addresses,
+            unreachable,
+            programming,
+        }
+    }
+
+    /// Step two: applies `plan` to the maps and returns the named VIPs DNS may now publish
+    /// (none without a data plane). Blocking.
+    pub fn apply(&self, plan: VipPlan<'_>) -> Vec<PublishedVip> {
+        let programmed = match plan.programming {
+            Some(Programming {
+                mut plane, desired, ..
+            }) => {
                 if let Err(error) = plane.apply(&desired) {
                     tracing::warn!(%error, "could not program every VIP");
                 }
@@ -127,12 +143,12 @@ impl Vips {
             }
             None => BTreeSet::new(),
         };
-        let names = published_vips(&only(&table, &programmed), &addresses);
+        let names = published_vips(&only(&plan.table, &programmed), &plan.addresses);
         self.state.store(Arc::new(VipState {
-            table,
-            addresses,
+            table: plan.table,
+            addresses: plan.addresses,
             programmed,
-            unreachable,
+            unreachable: plan.unreachable,
         }));
         names
     }
@@ -179,6 +195,29 @@ impl Vips {
             .filter(|(_, node)| down.contains(*node))
             .map(|(agent, _)| agent.clone());
         agents.chain(down.iter().cloned()).collect()
+    }
+}
+
+/// What [`Vips::prepare`] derived, for [`Vips::apply`].
+pub struct VipPlan<'a> {
+    table: VipTable,
+    addresses: NamedAddresses,
+    unreachable: BTreeSet<String>,
+    /// With a data plane: the plane, locked, what it should hold, and the names that stay.
+    programming: Option<Programming<'a>>,
+}
+
+struct Programming<'a> {
+    plane: MutexGuard<'a, beacon_vip_lb::DataPlane>,
+    desired: beacon_vip_lb::Desired,
+    staying: Vec<PublishedVip>,
+}
+
+impl VipPlan<'_> {
+    /// The named VIPs that are programmed now and stay programmed: what DNS may name while
+    /// the maps change. `None` without a data plane (DNS names no VIP then).
+    pub fn staying(&self) -> Option<&[PublishedVip]> {
+        self.programming.as_ref().map(|p| p.staying.as_slice())
     }
 }
 
@@ -231,18 +270,14 @@ fn plane_config(settings: &VipSettings) -> beacon_vip_lb::DataPlaneConfig {
             false => settings.cgroup.clone(),
         },
         xdp_interfaces: settings.xdp_interfaces.clone(),
-        xdp_mode: match settings.xdp_mode.as_str() {
-            "native" => beacon_vip_lb::XdpModeSetting::Native,
-            "generic" => beacon_vip_lb::XdpModeSetting::Generic,
-            _ => beacon_vip_lb::XdpModeSetting::Auto,
+        xdp_mode: match settings.xdp_mode {
+            XdpMode::Native => beacon_vip_lb::XdpModeSetting::Native,
+            XdpMode::Generic => beacon_vip_lb::XdpModeSetting::Generic,
+            XdpMode::Auto => beacon_vip_lb::XdpModeSetting::Auto,
         },
-        reconcile_interval: std::time::Duration::from_secs(settings.reconcile_secs.max(1)),
+        reconcile_interval: settings.reconcile,
         ..defaults
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -271,14 +306,14 @@ mod tests {
     fn a_node_going_down_withdraws_its_backends_at_once_and_coming_back_restores_them() {
         let vips = Vips::off();
         let owners = BTreeMap::from([("agent-5".to_string(), "n5".to_string())]);
-        let published = vips.program(&catalog(), &owners, |_| {});
+        let published = vips.apply(vips.prepare(&catalog(), &owners));
         assert!(published.is_empty(), "no data plane, no names");
         assert!(vips.state().unreachable.is_empty());
         assert_eq!(vips.state().table.vips.len(), 1);
 
         assert!(vips.set_down("n5", true));
         assert!(!vips.set_down("n5", true), "already down");
-        vips.program(&catalog(), &owners, |_| {});
+        vips.apply(vips.prepare(&catalog(), &owners));
         let state = vips.state();
         assert!(state.unreachable.contains("n5"));
         assert!(
@@ -288,7 +323,7 @@ mod tests {
         );
 
         assert!(vips.set_down("n5", false));
-        vips.program(&catalog(), &owners, |_| {});
+        vips.apply(vips.prepare(&catalog(), &owners));
         assert!(vips.state().unreachable.is_empty());
     }
 }

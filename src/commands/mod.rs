@@ -1,0 +1,54 @@
+//! The subcommands: `agent` runs [`crate::agent::Agent`] until a signal; the rest are here.
+
+pub mod demo;
+pub mod fake_master;
+pub mod operator;
+pub mod tls;
+
+use crate::agent::Agent;
+use crate::cli::{AgentArgs, Cli, Command, TlsCommand};
+use crate::common::{BoxError, shutdown_signal};
+use crate::config::Config;
+
+/// Runs a parsed command line to completion.
+pub async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Command::Agent(args) => run_agent(&args).await,
+        Command::Demo(args) => demo::run(&args).await,
+        Command::FakeMaster(args) => fake_master::run(&args).await,
+        Command::Services(args) => operator::services(&args).await,
+        Command::Members(args) => operator::members(&args).await,
+        Command::Vips(args) => operator::vips(&args).await,
+        Command::Tls(TlsCommand::Ca(args)) => {
+            let cert = tls::create_ca(&args.dir, args.days)?;
+            println!("created the cluster CA: {}", cert.display());
+            Ok(())
+        }
+        Command::Tls(TlsCommand::Node { name, args }) => {
+            let cert = tls::issue_node(&args.dir, &name, args.days)?;
+            println!("issued {}", cert.display());
+            Ok(())
+        }
+    }
+}
+
+/// Loads the configuration an `agent` command names.
+pub fn load_config(args: &AgentArgs) -> Result<Config, BoxError> {
+    let config = match (&args.config, &args.mesos_dns_config) {
+        (Some(toml), _) => Config::from_toml_file(toml)?,
+        (None, Some(json)) => Config::from_mesos_dns_json_file(json)?,
+        (None, None) => {
+            return Err("give --config FILE.toml or --mesos-dns-config FILE.json".into());
+        }
+    };
+    Ok(config)
+}
+
+async fn run_agent(args: &AgentArgs) -> Result<(), BoxError> {
+    let config = load_config(args)?;
+    let agent = Agent::start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    agent.stop().await;
+    Ok(())
+}
