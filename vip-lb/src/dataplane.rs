@@ -16,7 +16,7 @@ use std::error::Error;
 use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use beacon_ebpf::abi;
 use tracing::{debug, info, warn};
 
 use crate::desired::{Desired, Limits, Skipped};
+use crate::error::{DataPlaneError, first_line, load_error};
 use crate::maps::Maps;
 use crate::plan::{Changes, Op, Plan, State};
 use crate::stats::{BackendStats, Counters, GLOBAL, VipStats};
@@ -80,72 +81,6 @@ impl Default for DataPlaneConfig {
             socket_lb: true,
         }
     }
-}
-
-/// Why the data plane could not start or a map operation failed. Each message is one line that
-/// says what is wrong and what to do.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DataPlaneError {
-    /// Occurs when the process may not load BPF programs.
-    #[error(
-        "VIP data plane off: not permitted to load BPF programs ({detail}); run the agent as \
-         root, or with CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_PERFMON"
-    )]
-    NotPermitted {
-        /// What the kernel said.
-        detail: String,
-    },
-    /// Occurs when the kernel rejects the BPF object or a program in it.
-    #[error(
-        "VIP data plane off: the kernel cannot load {what} ({detail}); Beacon needs Linux 6.1 or \
-         later with BPF, BTF (CONFIG_DEBUG_INFO_BTF) and cgroup v2"
-    )]
-    NoBpf {
-        /// The object or program.
-        what: String,
-        /// What the kernel or loader said (first line).
-        detail: String,
-    },
-    /// Occurs when no cgroup v2 mount was found and none was configured.
-    #[error(
-        "VIP data plane off: no cgroup v2 mount found; mount one \
-         (mount -t cgroup2 none /sys/fs/cgroup) or configure the data plane's cgroup path"
-    )]
-    NoCgroup2,
-    /// Occurs when the configured cgroup path is missing or not a cgroup v2 directory.
-    #[error(
-        "VIP data plane off: {0} is not a cgroup v2 directory; configure the path of a cgroup2 \
-         mount (such as /sys/fs/cgroup or /sys/fs/cgroup/unified)"
-    )]
-    CgroupMissing(PathBuf),
-    /// Occurs when an XDP interface does not exist.
-    #[error(
-        "VIP data plane off: network interface {0:?} does not exist; fix the XDP interface list"
-    )]
-    InterfaceMissing(String),
-    /// Occurs when attaching a program fails.
-    #[error("VIP data plane off: cannot attach {program} to {target} ({detail}); {hint}")]
-    Attach {
-        /// The program.
-        program: &'static str,
-        /// The interface or cgroup.
-        target: String,
-        /// What the kernel said (first line).
-        detail: String,
-        /// What to try.
-        hint: &'static str,
-    },
-    /// Occurs when reading or writing a map fails (after start).
-    #[error("BPF map {map}: {op} failed: {detail}; the next reconcile retries")]
-    Map {
-        /// The map.
-        map: &'static str,
-        /// What was tried.
-        op: &'static str,
-        /// What the kernel said.
-        detail: String,
-    },
 }
 
 /// What one [`DataPlane::apply`] or [`DataPlane::reconcile`] did.
@@ -579,51 +514,6 @@ where
         })
 }
 
-fn load_error(what: &str, e: &(dyn Error + 'static)) -> DataPlaneError {
-    let detail = first_line(e);
-    if permission_denied(e) {
-        DataPlaneError::NotPermitted { detail }
-    } else {
-        DataPlaneError::NoBpf {
-            what: what.to_string(),
-            detail,
-        }
-    }
-}
-
-/// Whether the error, or one of its sources, is EPERM/EACCES; or we are not root at all.
-fn permission_denied(e: &(dyn Error + 'static)) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return true;
-    }
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
-        {
-            return true;
-        }
-        if err.to_string().contains("Operation not permitted") {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
-/// The first line of an error's message (verifier logs are long), at most 200 characters.
-fn first_line(e: &dyn fmt::Display) -> String {
-    let text = e.to_string();
-    let line = text.lines().next().unwrap_or_default();
-    let line = line
-        .split(". Verifier output")
-        .next()
-        .unwrap_or(line)
-        .trim();
-    line.chars().take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,31 +524,6 @@ mod tests {
             assert_eq!(s.parse::<XdpModeSetting>().unwrap().to_string(), s);
         }
         assert!("fast".parse::<XdpModeSetting>().is_err());
-    }
-
-    #[test]
-    fn errors_are_one_line() {
-        let errors = [
-            DataPlaneError::NotPermitted {
-                detail: "Operation not permitted (os error 1)".into(),
-            },
-            DataPlaneError::NoCgroup2,
-            DataPlaneError::CgroupMissing("/nope".into()),
-            DataPlaneError::InterfaceMissing("eth9".into()),
-        ];
-        for e in errors {
-            let text = e.to_string();
-            assert!(!text.contains('\n'), "{text}");
-            assert!(text.starts_with("VIP data plane off: "), "{text}");
-        }
-    }
-
-    #[test]
-    fn first_line_drops_the_verifier_log() {
-        let e = io::Error::other(
-            "the BPF_PROG_LOAD syscall returned EINVAL. Verifier output: 0: r1\n1: ...",
-        );
-        assert_eq!(first_line(&e), "the BPF_PROG_LOAD syscall returned EINVAL");
     }
 
     #[test]

@@ -20,15 +20,15 @@
 
 mod dataplane;
 pub mod desired;
+mod error;
 pub mod maglev;
 mod maps;
 pub mod plan;
 mod stats;
 
-pub use dataplane::{
-    ApplyReport, DataPlane, DataPlaneConfig, DataPlaneError, XdpModeSetting, detect_cgroup2,
-};
+pub use dataplane::{ApplyReport, DataPlane, DataPlaneConfig, XdpModeSetting, detect_cgroup2};
 pub use desired::{
     Desired, DesiredBackend, DesiredVip, Limits, SkipReason, Skipped, VipId, desired,
 };
+pub use error::DataPlaneError;
 pub use stats::{BackendStats, Counters, VipStats};
