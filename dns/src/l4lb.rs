@@ -35,7 +35,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use crate::zone::Answer;
+use crate::answer::Answer;
 
 /// The zones named VIPs answer under: the canonical one first, then its aliases.
 pub const L4LB_ZONES: [&str; 4] = [

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod answer;
 pub mod forward;
 pub mod handler;
 pub mod l4lb;

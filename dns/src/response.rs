@@ -14,7 +14,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::ResponseInfo;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
-use crate::zone::Answer;
+use crate::answer::Answer;
 
 /// The largest message a UDP client without EDNS accepts (RFC 1035 §4.2.1).
 pub const CLASSIC_UDP_LIMIT: u16 = 512;

@@ -16,6 +16,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+pub use crate::answer::Answer;
 use crate::l4lb::{self, L4lb, L4lbSoa, PublishedVip};
 use crate::records::RecordSet;
 
@@ -45,19 +46,6 @@ pub struct ZoneConfig {
     pub apex_nodata: bool,
     /// Answer PTR queries for task and agent addresses.
     pub ptr_records: bool,
-}
-
-/// One answer, before encoding: rcode and the three sections.
-#[derive(Debug, Default)]
-pub struct Answer<'z> {
-    /// Response code.
-    pub rcode: ResponseCode,
-    /// ANSWER section.
-    pub answers: Vec<Cow<'z, Record>>,
-    /// AUTHORITY section.
-    pub authority: Vec<Cow<'z, Record>>,
-    /// ADDITIONAL section (without OPT).
-    pub additionals: Vec<Cow<'z, Record>>,
 }
 
 /// The records of one owner name, compactly: records are made when answered (a hickory

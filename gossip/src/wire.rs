@@ -15,7 +15,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::identity::NodeId;
 use crate::core::store::{Origin, Version};
-use crate::core::sync::SyncKind;
 use crate::error::Error;
 
 /// Bytes an envelope adds to a SWIM packet: tag (1) + cluster id varint (≤ 10) + length varint
@@ -70,6 +69,18 @@ pub(crate) enum SyncBody {
     Response(SyncResponse),
     /// Requester → responder: what you said you lack.
     Push(SyncPush),
+}
+
+/// Which exchange a sync is; [`crate::core::sync`] describes the three. Defined with the
+/// messages it rides in, so the wire format depends on no protocol logic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncKind {
+    /// Whole store both ways, and membership.
+    Full,
+    /// Only some origins, from a peer that announced newer versions.
+    Pull,
+    /// Tell a member we suspect it, so it can refute.
+    Suspect,
 }
 
 /// What the requester holds.

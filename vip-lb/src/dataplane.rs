@@ -1,180 +1,32 @@
-//! Loading and attaching the BPF programs, and driving the maps from plans.
+//! The running data plane: the loaded programs, the maps they read, and the model of what the
+//! maps hold.
 //!
-//! [`DataPlane::start`] loads `beacon-ebpf`'s object (with the `bpf_sock_destroy` kfunc patched
-//! in for the UDP iterator when the kernel has it), attaches the socket-LB programs to a cgroup v2
-//! directory and, on each configured interface, XDP ingress (`beacon_xdp_lb`) and tc egress
-//! (`beacon_tc_revnat`). Links belong to the loaded object: dropping the [`DataPlane`] detaches
-//! everything and frees the maps.
-//!
-//! The maps start empty. [`DataPlane::apply`] plans against the model of what is programmed
-//! ([`crate::plan`]) and runs the plan; [`DataPlane::reconcile`] reads the maps back and repairs
-//! drift (dcos-net's 30 s reconcile, `research/dcos-net.md` §2.5). DNS must publish only
-//! [`DataPlane::programmed`] VIPs: "program the data path before DNS publishes" (DCOS_OSS-4939).
+//! [`DataPlane::start`] loads and attaches the programs ([`crate::loader`]); dropping the
+//! [`DataPlane`] detaches everything and frees the maps. The maps start empty.
+//! [`DataPlane::apply`] plans against the model of what is programmed ([`crate::plan`]) and runs
+//! the plan; [`DataPlane::reconcile`] reads the maps back and repairs drift (dcos-net's 30 s
+//! reconcile, `research/dcos-net.md` §2.5). DNS must publish only [`DataPlane::programmed`]
+//! VIPs: "program the data path before DNS publishes" (DCOS_OSS-4939).
 
 use std::collections::BTreeSet;
-use std::error::Error;
-use std::ffi::CString;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aya::programs::{
-    CgroupAttachMode, CgroupSockAddr, Iter, SchedClassifier, TcAttachType, Xdp, XdpMode,
-};
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 use beacon_catalog::vip::VipKey;
 use beacon_ebpf::abi;
 use tracing::{debug, info, warn};
 
+use crate::config::DataPlaneConfig;
 use crate::desired::{Desired, Limits, Skipped};
+use crate::error::DataPlaneError;
+use crate::loader;
 use crate::maps::Maps;
-use crate::plan::{Changes, Op, Plan, State};
+use crate::plan::{Op, Plan, State};
+use crate::report::ApplyReport;
 use crate::stats::{BackendStats, Counters, GLOBAL, VipStats};
-
-/// How to attach XDP.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum XdpModeSetting {
-    /// Native when the driver supports it, generic otherwise (the kernel decides).
-    #[default]
-    Auto,
-    /// Native (driver) mode only; attaching fails where the driver has no XDP support.
-    Native,
-    /// Generic (skb) mode: works on any interface, slower.
-    Generic,
-}
-
-/// Where and how to run the data plane.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DataPlaneConfig {
-    /// The cgroup v2 directory whose processes get socket LB (normally the root of the cgroup2
-    /// mount). Default: the first cgroup2 mount in `/proc/self/mountinfo`
-    /// (`/sys/fs/cgroup` on systemd hosts, `/sys/fs/cgroup/unified` on hybrid ones); empty when
-    /// none is mounted, which [`DataPlane::start`] reports.
-    pub cgroup: PathBuf,
-    /// Interfaces that get XDP ingress translation and tc egress reverse translation: where
-    /// packets from clients that do not go through socket LB (other hosts, containers with their
-    /// own network namespace) arrive. Default: none (socket LB only).
-    pub xdp_interfaces: Vec<String>,
-    /// XDP attach mode. Default: auto.
-    pub xdp_mode: XdpModeSetting,
-    /// How often the agent should call [`DataPlane::reconcile`]. Default: 30 s, like dcos-net.
-    pub reconcile_interval: Duration,
-    /// How long a removed backend's id stays marked removed before it is freed (its flows move
-    /// and its connected UDP sockets are destroyed meanwhile). Default: 10 s.
-    pub removal_grace: Duration,
-    /// Attach the socket-LB programs to `cgroup`. Default: true.
-    pub socket_lb: bool,
-}
-
-impl Default for DataPlaneConfig {
-    fn default() -> Self {
-        Self {
-            cgroup: detect_cgroup2().unwrap_or_default(),
-            xdp_interfaces: Vec::new(),
-            xdp_mode: XdpModeSetting::Auto,
-            reconcile_interval: Duration::from_secs(30),
-            removal_grace: Duration::from_secs(10),
-            socket_lb: true,
-        }
-    }
-}
-
-/// Why the data plane could not start or a map operation failed. Each message is one line that
-/// says what is wrong and what to do.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DataPlaneError {
-    /// Occurs when the process may not load BPF programs.
-    #[error(
-        "VIP data plane off: not permitted to load BPF programs ({detail}); run the agent as \
-         root, or with CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_PERFMON"
-    )]
-    NotPermitted {
-        /// What the kernel said.
-        detail: String,
-    },
-    /// Occurs when the kernel rejects the BPF object or a program in it.
-    #[error(
-        "VIP data plane off: the kernel cannot load {what} ({detail}); Beacon needs Linux 6.1 or \
-         later with BPF, BTF (CONFIG_DEBUG_INFO_BTF) and cgroup v2"
-    )]
-    NoBpf {
-        /// The object or program.
-        what: String,
-        /// What the kernel or loader said (first line).
-        detail: String,
-    },
-    /// Occurs when no cgroup v2 mount was found and none was configured.
-    #[error(
-        "VIP data plane off: no cgroup v2 mount found; mount one \
-         (mount -t cgroup2 none /sys/fs/cgroup) or configure the data plane's cgroup path"
-    )]
-    NoCgroup2,
-    /// Occurs when the configured cgroup path is missing or not a cgroup v2 directory.
-    #[error(
-        "VIP data plane off: {0} is not a cgroup v2 directory; configure the path of a cgroup2 \
-         mount (such as /sys/fs/cgroup or /sys/fs/cgroup/unified)"
-    )]
-    CgroupMissing(PathBuf),
-    /// Occurs when an XDP interface does not exist.
-    #[error(
-        "VIP data plane off: network interface {0:?} does not exist; fix the XDP interface list"
-    )]
-    InterfaceMissing(String),
-    /// Occurs when attaching a program fails.
-    #[error("VIP data plane off: cannot attach {program} to {target} ({detail}); {hint}")]
-    Attach {
-        /// The program.
-        program: &'static str,
-        /// The interface or cgroup.
-        target: String,
-        /// What the kernel said (first line).
-        detail: String,
-        /// What to try.
-        hint: &'static str,
-    },
-    /// Occurs when reading or writing a map fails (after start).
-    #[error("BPF map {map}: {op} failed: {detail}; the next reconcile retries")]
-    Map {
-        /// The map.
-        map: &'static str,
-        /// What was tried.
-        op: &'static str,
-        /// What the kernel said.
-        detail: String,
-    },
-}
-
-/// What one [`DataPlane::apply`] or [`DataPlane::reconcile`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// What the plans run changed.
-    pub changes: Changes,
-    /// Connected UDP sockets destroyed because their backend was removed.
-    pub udp_sockets_destroyed: u64,
-    /// Catalog VIPs left out (map limits, missing addresses), from the desired state.
-    pub skipped: Vec<Skipped>,
-    /// Catalog VIPs that found no free row or ids this time; retried by the next call.
-    pub deferred: Vec<VipKey>,
-    /// Map writes made.
-    pub writes: u32,
-    /// Wall time taken.
-    pub elapsed: Duration,
-}
-
-impl ApplyReport {
-    /// Whether anything was written.
-    pub fn changed(&self) -> bool {
-        self.writes > 0
-    }
-
-    fn add(&mut self, plan: &Plan) {
-        self.changes.add(&plan.changes);
-    }
-}
+use crate::udp_destroy;
 
 /// The running data plane: the loaded object with its links, the maps, and the model of what
 /// they hold. Not thread-safe by itself: one owner calls `apply`/`reconcile` (blocking
@@ -206,39 +58,8 @@ impl fmt::Debug for DataPlane {
 impl DataPlane {
     /// Loads the programs and attaches them as `config` says. The maps start empty.
     pub fn start(config: &DataPlaneConfig) -> Result<Self, DataPlaneError> {
-        if config.socket_lb {
-            if config.cgroup.as_os_str().is_empty() {
-                return Err(DataPlaneError::NoCgroup2);
-            }
-            if !is_cgroup2(&config.cgroup) {
-                return Err(DataPlaneError::CgroupMissing(config.cgroup.clone()));
-            }
-        }
-        for name in &config.xdp_interfaces {
-            if if_index(name).is_none() {
-                return Err(DataPlaneError::InterfaceMissing(name.clone()));
-            }
-        }
-        let (mut bpf, udp_destroy) = load_object()?;
-        if config.socket_lb {
-            let cgroup = File::open(&config.cgroup)
-                .map_err(|_| DataPlaneError::CgroupMissing(config.cgroup.clone()))?;
-            for name in abi::programs::SOCK_LB {
-                let prog: &mut CgroupSockAddr = program(&mut bpf, name)?;
-                prog.load().map_err(|e| load_error(name, &e))?;
-                prog.attach(&cgroup, CgroupAttachMode::Single)
-                    .map_err(|e| DataPlaneError::Attach {
-                        program: name,
-                        target: config.cgroup.display().to_string(),
-                        detail: first_line(&e),
-                        hint: "check that the path is a cgroup v2 directory",
-                    })?;
-            }
-        }
-        if !config.xdp_interfaces.is_empty() {
-            attach_packet_path(&mut bpf, config)?;
-        }
-        let udp_destroy = udp_destroy && load_iterator(&mut bpf);
+        let (mut bpf, sock_destroy) = loader::load_and_attach(config)?;
+        let udp_destroy = sock_destroy && udp_destroy::load(&mut bpf);
         let maps = Maps::take(&mut bpf)?;
         info!(
             cgroup = %config.cgroup.display(),
@@ -283,8 +104,8 @@ impl DataPlane {
     }
 
     /// Reads the maps back and rewrites whatever differs from the last desired state (counted
-    /// in [`ApplyReport::repairs`]); also retries deferred VIPs and frees removed backend ids
-    /// whose grace period has passed. Call it every
+    /// in [`Changes::repairs`](crate::plan::Changes::repairs)); also retries deferred VIPs and
+    /// frees removed backend ids whose grace period has passed. Call it every
     /// [`reconcile_interval`](DataPlaneConfig::reconcile_interval).
     pub fn reconcile(&mut self) -> Result<ApplyReport, DataPlaneError> {
         let started = Instant::now();
@@ -388,7 +209,7 @@ impl DataPlane {
             return 0;
         }
         let before = self.maps.stat(abi::Stat::SockDestroyed).unwrap_or(0);
-        if let Err(e) = run_iterator(&mut self.bpf) {
+        if let Err(e) = udp_destroy::run(&mut self.bpf) {
             warn!(error = %e, "VIP data plane: UDP destroy iterator failed");
             return 0;
         }
@@ -406,260 +227,9 @@ impl DataPlane {
     }
 }
 
-impl FromStr for XdpModeSetting {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "native" | "driver" | "drv" => Ok(Self::Native),
-            "generic" | "skb" => Ok(Self::Generic),
-            other => Err(format!(
-                "unknown XDP mode {other:?}; use auto, native or generic"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for XdpModeSetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::Native => "native",
-            Self::Generic => "generic",
-        })
-    }
-}
-
-impl XdpModeSetting {
-    fn mode(self) -> XdpMode {
-        match self {
-            Self::Auto => XdpMode::Default,
-            Self::Native => XdpMode::Driver,
-            Self::Generic => XdpMode::Skb,
-        }
-    }
-}
-
-/// The first cgroup2 mount point in `/proc/self/mountinfo`, preferring `/sys/fs/cgroup` and
-/// `/sys/fs/cgroup/unified`.
-pub fn detect_cgroup2() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mounts: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|line| {
-            // "id parent major:minor root mountpoint options... - fstype source superoptions"
-            let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split_whitespace().next()?;
-            let point = left.split_whitespace().nth(4)?;
-            (fstype == "cgroup2").then(|| PathBuf::from(point.replace("\\040", " ")))
-        })
-        .collect();
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| mounts.contains(p))
-        .or_else(|| mounts.into_iter().next())
-}
-
-/// Whether `path` is a directory on a cgroup2 file system.
-pub(crate) fn is_cgroup2(path: &Path) -> bool {
-    let Some(c) = path.to_str().and_then(|s| CString::new(s).ok()) else {
-        return false;
-    };
-    // SAFETY: statfs reads a NUL-terminated path and writes into a zeroed struct we own.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::CGROUP2_SUPER_MAGIC
-    }
-}
-
-fn if_index(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (index != 0).then_some(index)
-}
-
-/// Loads the object, with the kfunc patched in when the kernel has `bpf_sock_destroy`. Returns
-/// whether the UDP iterator can be loaded.
-fn load_object() -> Result<(Ebpf, bool), DataPlaneError> {
-    match beacon_ebpf::kfunc::object_for_running_kernel() {
-        Ok(object) => Ebpf::load(&object)
-            .map(|bpf| (bpf, true))
-            .map_err(|e| load_error("the BPF object", &e)),
-        Err(e) => {
-            warn!(
-                error = %e,
-                "connected UDP sockets of removed backends will not be destroyed (needs kernel 6.5)"
-            );
-            Ebpf::load(beacon_ebpf::OBJECT)
-                .map(|bpf| (bpf, false))
-                .map_err(|e| load_error("the BPF object", &e))
-        }
-    }
-}
-
-fn attach_packet_path(bpf: &mut Ebpf, config: &DataPlaneConfig) -> Result<(), DataPlaneError> {
-    let xdp: &mut Xdp = program(bpf, abi::programs::XDP_LB)?;
-    xdp.load()
-        .map_err(|e| load_error(abi::programs::XDP_LB, &e))?;
-    for iface in &config.xdp_interfaces {
-        xdp.attach(iface, config.xdp_mode.mode())
-            .map_err(|e| DataPlaneError::Attach {
-                program: abi::programs::XDP_LB,
-                target: iface.clone(),
-                detail: first_line(&e),
-                hint: "try xdp mode generic, or remove the interface from the list",
-            })?;
-    }
-    // tcx (kernel ≥ 6.6) needs no qdisc; older kernels attach through a clsact qdisc.
-    let tcx = aya::util::KernelVersion::current()
-        .map(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
-        .unwrap_or(false);
-    let tc: &mut SchedClassifier = program(bpf, abi::programs::TC_REVNAT)?;
-    tc.load()
-        .map_err(|e| load_error(abi::programs::TC_REVNAT, &e))?;
-    for iface in &config.xdp_interfaces {
-        if !tcx {
-            // Already there is fine.
-            let _ = aya::programs::tc::qdisc_add_clsact(iface);
-        }
-        tc.attach(iface, TcAttachType::Egress)
-            .map_err(|e| DataPlaneError::Attach {
-                program: abi::programs::TC_REVNAT,
-                target: iface.clone(),
-                detail: first_line(&e),
-                hint: "the interface needs tc (clsact) support",
-            })?;
-    }
-    Ok(())
-}
-
-/// Loads the UDP destroy iterator; false (with a warning) if the kernel refuses it.
-fn load_iterator(bpf: &mut Ebpf) -> bool {
-    let loaded = Btf::from_sys_fs()
-        .map_err(|e| e.to_string())
-        .and_then(|btf| {
-            let iter: &mut Iter =
-                program(bpf, abi::programs::UDP_DESTROY).map_err(|e| e.to_string())?;
-            iter.load("udp", &btf).map_err(|e| first_line(&e))
-        });
-    match loaded {
-        Ok(()) => true,
-        Err(e) => {
-            warn!(
-                error = %e,
-                "connected UDP sockets of removed backends will not be destroyed"
-            );
-            false
-        }
-    }
-}
-
-fn run_iterator(bpf: &mut Ebpf) -> Result<(), Box<dyn Error>> {
-    let iter: &mut Iter = program(bpf, abi::programs::UDP_DESTROY)?;
-    let link = iter.attach()?;
-    let link = iter.take_link(link)?;
-    let mut file = link.into_file()?;
-    let mut out = Vec::new();
-    file.read_to_end(&mut out)?;
-    Ok(())
-}
-
-fn program<'a, P>(bpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataPlaneError>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program>,
-{
-    bpf.program_mut(name)
-        .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| DataPlaneError::NoBpf {
-            what: name.to_string(),
-            detail: "missing from the BPF object, or of another type".into(),
-        })
-}
-
-fn load_error(what: &str, e: &(dyn Error + 'static)) -> DataPlaneError {
-    let detail = first_line(e);
-    if permission_denied(e) {
-        DataPlaneError::NotPermitted { detail }
-    } else {
-        DataPlaneError::NoBpf {
-            what: what.to_string(),
-            detail,
-        }
-    }
-}
-
-/// Whether the error, or one of its sources, is EPERM/EACCES; or we are not root at all.
-fn permission_denied(e: &(dyn Error + 'static)) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return true;
-    }
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
-        {
-            return true;
-        }
-        if err.to_string().contains("Operation not permitted") {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
-/// The first line of an error's message (verifier logs are long), at most 200 characters.
-fn first_line(e: &dyn fmt::Display) -> String {
-    let text = e.to_string();
-    let line = text.lines().next().unwrap_or_default();
-    let line = line
-        .split(". Verifier output")
-        .next()
-        .unwrap_or(line)
-        .trim();
-    line.chars().take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xdp_modes_parse_and_print() {
-        for s in ["auto", "native", "generic"] {
-            assert_eq!(s.parse::<XdpModeSetting>().unwrap().to_string(), s);
-        }
-        assert!("fast".parse::<XdpModeSetting>().is_err());
-    }
-
-    #[test]
-    fn errors_are_one_line() {
-        let errors = [
-            DataPlaneError::NotPermitted {
-                detail: "Operation not permitted (os error 1)".into(),
-            },
-            DataPlaneError::NoCgroup2,
-            DataPlaneError::CgroupMissing("/nope".into()),
-            DataPlaneError::InterfaceMissing("eth9".into()),
-        ];
-        for e in errors {
-            let text = e.to_string();
-            assert!(!text.contains('\n'), "{text}");
-            assert!(text.starts_with("VIP data plane off: "), "{text}");
-        }
-    }
-
-    #[test]
-    fn first_line_drops_the_verifier_log() {
-        let e = io::Error::other(
-            "the BPF_PROG_LOAD syscall returned EINVAL. Verifier output: 0: r1\n1: ...",
-        );
-        assert_eq!(first_line(&e), "the BPF_PROG_LOAD syscall returned EINVAL");
-    }
 
     #[test]
     fn start_reports_a_missing_interface_or_cgroup_before_loading() {

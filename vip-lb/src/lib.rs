@@ -1,9 +1,9 @@
 //! Beacon's VIP load balancer, userspace side: what the BPF data plane should hold, and keeping
 //! it there.
 //!
-//! - [`desired`] (pure) turns the catalog's VIP table into kernel VIPs: named VIPs at their
-//!   11.0.0.0/8 and fd01:c::/64 addresses, backends on unreachable nodes withdrawn (fail open),
-//!   weights, and a [`maglev`] ring per VIP.
+//! - [`desired`](mod@desired) (pure) turns the catalog's VIP table into kernel VIPs: named VIPs
+//!   at their 11.0.0.0/8 and fd01:c::/64 addresses, backends on unreachable nodes withdrawn (fail
+//!   open), weights, and a [`maglev`] ring per VIP.
 //! - [`plan`] (pure) diffs that against what is programmed and lists the map writes, keeping
 //!   VIP rows and backend ids stable, marking removed backends before freeing them, and writing
 //!   in an order where nothing half-built is visible.
@@ -18,17 +18,23 @@
 
 #![warn(missing_docs)]
 
+mod config;
 mod dataplane;
 pub mod desired;
+mod error;
+mod loader;
 pub mod maglev;
 mod maps;
 pub mod plan;
+mod report;
 mod stats;
+mod udp_destroy;
 
-pub use dataplane::{
-    ApplyReport, DataPlane, DataPlaneConfig, DataPlaneError, XdpModeSetting, detect_cgroup2,
-};
+pub use config::{DataPlaneConfig, XdpModeSetting, detect_cgroup2};
+pub use dataplane::DataPlane;
 pub use desired::{
     Desired, DesiredBackend, DesiredVip, Limits, SkipReason, Skipped, VipId, desired,
 };
+pub use error::DataPlaneError;
+pub use report::ApplyReport;
 pub use stats::{BackendStats, Counters, VipStats};

@@ -12,7 +12,7 @@ use aya::Ebpf;
 use aya::maps::{Array, HashMap, IterableMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use beacon_ebpf::abi;
 
-use crate::dataplane::DataPlaneError;
+use crate::error::DataPlaneError;
 use crate::plan::{Op, Snapshot, State};
 use crate::stats::Counters;
 

@@ -130,3 +130,27 @@ fn ptr_records_point_back_at_names() {
     assert!(!ptr.answers.is_empty());
     assert!(!zone(false, false).contains(&LowerName::new(&name)));
 }
+
+#[test]
+fn l4lb_names_go_to_the_l4lb_zones_with_the_domain_soa() {
+    let z = zone(false, false);
+    let inside = LowerName::new(&Name::from_ascii("web.marathon.l4lb.thisdcos.global.").unwrap());
+    let outside = LowerName::new(&Name::from_ascii("thisdcos.directory.").unwrap());
+    assert!(z.contains(&inside) && !z.contains(&outside));
+    let nx = ask(&z, "web.marathon.l4lb.thisdcos.directory.", RecordType::A);
+    assert_eq!(nx.rcode, ResponseCode::NXDomain);
+    assert!(matches!(
+        &nx.authority[0].data,
+        RData::SOA(s) if s.serial == 7 && s.minimum == l4lb::L4LB_NEGATIVE_TTL
+    ));
+    let web = PublishedVip {
+        name: beacon_catalog::vip::VipName::new("web", "marathon").unwrap(),
+        v4: Some(Ipv4Addr::new(11, 1, 2, 3)),
+        v6: None,
+    };
+    let z = z.with_vips(&[web]);
+    let a = ask(&z, "web.marathon.l4lb.thisdcos.directory.", RecordType::A);
+    assert_eq!(a.answers.len(), 1);
+    let ns = ask(&z, "l4lb.thisdcos.directory.", RecordType::NS);
+    assert!(matches!(&ns.answers[0].data, RData::NS(NS(t)) if t.to_string() == "ns1.mesos."));
+}

@@ -27,18 +27,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::core::store::{Applied, Origin, Store, Version};
+pub use crate::wire::SyncKind;
 use crate::wire::{SyncPush, SyncRequest, SyncResponse};
-
-/// Which exchange a sync is. See the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SyncKind {
-    /// Whole store both ways, and membership.
-    Full,
-    /// Only some origins, from a peer that announced newer versions.
-    Pull,
-    /// Tell a member we suspect it, so it can refute.
-    Suspect,
-}
 
 /// A version lower than any real one: in a pull, "I have nothing for this origin".
 pub(crate) const NO_VERSION: Version = Version { stamp: 0, hash: 0 };
