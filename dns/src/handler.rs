@@ -67,11 +67,8 @@ impl DnsHandler {
 
     /// An identity of the zone being served (0 before the first load): it changes whenever a
     /// new zone is swapped in, so caches of answers know to start over.
-    pub fn zone_id(&self) -> usize {
-        self.zone
-            .load()
-            .as_ref()
-            .map_or(0, |z| Arc::as_ptr(z) as usize)
+    pub fn zone_id(&self) -> u64 {
+        self.zone.load().as_ref().map_or(0, |z| z.generation())
     }
 
     async fn respond<R: ResponseHandler>(

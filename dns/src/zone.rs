@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV};
@@ -96,6 +97,15 @@ pub struct Zone {
     /// Names generated that cannot be served: not valid DNS names (a label over 63 octets) or
     /// spelled with upper case, which Mesos-DNS stores but can never match.
     skipped: usize,
+    /// Unique to this zone: what caches of its answers are keyed by. (The address of a zone
+    /// is not: a new zone may be allocated where the one it replaced was.)
+    generation: u64,
+}
+
+/// The next [`Zone::generation`]; 0 is never given, so it can stand for "no zone".
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Zone {
@@ -123,6 +133,7 @@ impl Zone {
             soa,
             ns_target: mname,
             skipped: 0,
+            generation: next_generation(),
             config,
         };
         let mut interned: HashMap<&str, u32> = HashMap::new();
@@ -166,7 +177,13 @@ impl Zone {
             soa: self.soa.clone(),
             ns_target: self.ns_target.clone(),
             skipped: self.skipped,
+            generation: next_generation(),
         }
+    }
+
+    /// This zone's identity, unique in the process and never 0.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Number of generated names that could not be served (see [`Zone`]).

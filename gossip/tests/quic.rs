@@ -1,12 +1,12 @@
 //! Real QUIC on loopback: the transport carries datagrams and syncs between members of one CA
 //! and refuses another CA's peer either way; nodes of one CA replicate a record; a node with
-//! another CA's certificate cannot join, read or inject.
+//! another CA's certificate cannot join, read or inject; a member that leaves is shown as left.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use beacon_gossip::net::{Credentials, Incoming, Transport, spawn};
-use beacon_gossip::{Event, Node, NodeConfig, NodeId, Origin, cluster_id};
+use beacon_gossip::{Event, Liveness, Node, NodeConfig, NodeId, Origin, cluster_id};
 use bytes::Bytes;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -187,4 +187,66 @@ async fn a_peer_from_another_ca_cannot_connect_either_way() {
             .await
             .is_err()
     );
+}
+
+/// A member that leaves tells every live member itself: each of them lists it as left (not
+/// down, which means failed), and the leaving node's driver ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_leaves_is_shown_left_by_every_peer() {
+    let ca = ca();
+    let names = ["a", "b", "c", "d", "e"];
+    let members: Vec<Member> = (0..names.len())
+        .map(|i| member(&ca, names[i], i as u64 + 10))
+        .collect();
+    for m in &members[1..] {
+        m.gossip.join(members[0].id.clone()).await.unwrap();
+    }
+    let all_up = async {
+        loop {
+            let mut up = 0;
+            for m in &members {
+                let states = m.gossip.members().await.unwrap();
+                up += states.iter().filter(|s| s.state == Liveness::Up).count();
+            }
+            if up == names.len() * (names.len() - 1) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all_up)
+        .await
+        .expect("every member sees the four others up");
+
+    let leaving = &members[2];
+    leaving.gossip.leave().await.unwrap();
+    assert!(leaving.gossip.members().await.is_err(), "its driver ended");
+    let state_of_c = |states: Vec<beacon_gossip::MemberState>| {
+        (states.into_iter())
+            .find(|s| s.id == leaving.id)
+            .map(|s| s.state)
+    };
+    let all_left = async {
+        loop {
+            let mut left = 0;
+            for m in members.iter().filter(|m| m.id != leaving.id) {
+                let states = m.gossip.members().await.unwrap();
+                left += usize::from(state_of_c(states) == Some(Liveness::Left));
+            }
+            if left == names.len() - 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(1), all_left)
+        .await
+        .is_err()
+    {
+        let mut seen = Vec::new();
+        for m in members.iter().filter(|m| m.id != leaving.id) {
+            seen.push(state_of_c(m.gossip.members().await.unwrap()));
+        }
+        panic!("every peer shows c as left within a second; they show {seen:?}");
+    }
 }

@@ -48,7 +48,7 @@ pub enum AgentError {
     Config(#[from] ConfigError),
     /// Occurs when `vip.data_plane = "on"` and the data plane cannot start (the message says
     /// why and what to do).
-    #[error("{0} (vip.data_plane = \"on\" requires it; \"auto\" runs without it)")]
+    #[error("cannot start the VIP data plane, which vip.data_plane = \"on\" requires ({0})")]
     DataPlane(#[from] beacon_vip_lb::DataPlaneError),
     /// Occurs when gossip cannot start.
     #[error(transparent)]

@@ -1,11 +1,13 @@
 //! A cluster of five real agents on loopback, gossiping over QUIC with mutual TLS: a
 //! registration made on one node is answered by DNS on every node, a delete removes it
 //! everywhere, the tasks one node's Mesos agent runs reach every node, a node with another
-//! CA's certificate is refused, and a killed node's services are withdrawn after the grace
-//! period and return when it restarts.
+//! CA's certificate is refused, a killed node's services are withdrawn after the grace period
+//! and return when it restarts, a write is answered by the node that took it as soon as it is
+//! acknowledged, and a node stopped with SIGTERM is shown as left by its peers within a second.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -129,18 +131,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
             start_node(&dir, n, sources, *p, (i > 0).then_some(("n1", ports[0])))
         })
         .collect();
-    wait_until("every node sees all five up", || {
-        nodes.iter().all(|n| {
-            http_get(n.http, "/v1/nodes")
-                .map(|r| {
-                    r.json()
-                        .as_array()
-                        .map_or(0, |m| m.iter().filter(|m| m["state"] == "up").count())
-                        >= names.len()
-                })
-                .unwrap_or(false)
-        })
-    });
+    wait_until("every node sees all five up", || all_up(&nodes));
 
     let metrics = http_get(nodes[0].http, "/metrics").unwrap().text();
     assert!(
@@ -181,6 +172,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
         .find_map(|l| l.strip_prefix("beacon_gossip_convergence_lag_seconds_count "))
         .and_then(|v| v.parse::<u64>().ok());
     assert!(lagged.is_some_and(|n| n >= 1), "{metrics}");
+    reads_its_own_writes(&nodes[2]);
     let deleted = http_request(nodes[1].http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
     assert_eq!(deleted.status, 204);
     for node in &nodes {
@@ -264,6 +256,74 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     wait_until("n5's service back on every node", || {
         nodes.iter().all(answered)
     });
+
+    sigterm_is_a_leave_not_a_failure(nodes);
+}
+
+/// Read-your-write: once a PUT or DELETE is acknowledged, the node that took it answers DNS
+/// with the change, with no wait. In a cluster the change goes out through gossip and comes
+/// back through the replicated store; the API waits for that.
+fn reads_its_own_writes(node: &Node) {
+    let name = "ryw.shop.mesos.";
+    for i in 1..=10 {
+        let ip = format!("10.9.1.{i}");
+        let body = json!({"name": "ryw", "framework": "shop", "ips": [ip]});
+        let path = "/v1/registrations/ryw-1";
+        let put = http_request(node.http, "PUT", path, body.to_string().as_bytes()).unwrap();
+        assert!(put.status == 201 || put.status == 200, "{}", put.text());
+        let answers: Vec<String> = (query(node.dns, name, RecordType::A, Ask::UDP).answers)
+            .iter()
+            .map(show)
+            .collect();
+        assert_eq!(answers, [format!("{name} 60 A {ip}")], "write {i}");
+    }
+    let deleted = http_request(node.http, "DELETE", "/v1/registrations/ryw-1", b"").unwrap();
+    assert_eq!(deleted.status, 204);
+    let r = query(node.dns, name, RecordType::A, Ask::UDP);
+    assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+}
+
+/// A node stopped with SIGTERM tells its peers it is leaving: every other node lists it as
+/// `left` (not `down`, which means failed) within a second, and it exits cleanly.
+fn sigterm_is_a_leave_not_a_failure(mut nodes: Vec<Node>) {
+    // The restarted n5 must know n4 first: a node that learns of a leave second-hand (from
+    // another peer's gossip) only knows that it is down.
+    wait_until("every node sees all five up again", || all_up(&nodes));
+    let mut leaving = nodes.remove(3);
+    let pid = leaving._proc.0.id() as libc::pid_t;
+    // SAFETY: kill has no memory preconditions; the PID is our own child's, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let state_of_n4 = |node: &Node| -> Option<String> {
+        let members = http_get(node.http, "/v1/nodes").ok()?.json();
+        let n4 = members.as_array()?.iter().find(|m| m["name"] == "n4")?;
+        Some(n4["state"].as_str()?.to_string())
+    };
+    wait_for(
+        "n4 shown as left by every peer",
+        Duration::from_secs(1),
+        || {
+            nodes
+                .iter()
+                .all(|n| state_of_n4(n).as_deref() == Some("left"))
+        },
+    );
+    let status = leaving._proc.0.wait().unwrap();
+    assert!(status.success(), "n4 exited with {status}");
+}
+
+/// Whether every node lists every node (itself included) as up.
+fn all_up(nodes: &[Node]) -> bool {
+    nodes.iter().all(|n| {
+        http_get(n.http, "/v1/nodes")
+            .map(|r| {
+                let members = r.json();
+                let up = members
+                    .as_array()
+                    .map_or(0, |m| m.iter().filter(|m| m["state"] == "up").count());
+                up >= nodes.len()
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// A Mesos agent's `/state` at 127.0.0.3, running `agentweb` or nothing.

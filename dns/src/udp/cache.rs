@@ -39,7 +39,7 @@ struct Entry {
 pub(crate) struct AnswerCache {
     entries: HashMap<Vec<u8>, Entry>,
     /// Identity of the zone the entries were made from.
-    zone: usize,
+    zone: u64,
 }
 
 /// What to do with a query.
@@ -61,7 +61,7 @@ impl AnswerCache {
     }
 
     /// Forgets everything when the zone is not the one the entries came from.
-    pub(crate) fn set_zone(&mut self, zone: usize) {
+    pub(crate) fn set_zone(&mut self, zone: u64) {
         if zone != self.zone {
             self.entries.clear();
             self.zone = zone;

@@ -334,11 +334,9 @@ impl Membership {
     /// from us and shows us as left rather than failed. The node is defunct afterwards.
     pub fn leave(&mut self, now: Instant) {
         let mut config = self.config.foca_config(self.tuned_for);
-        let everyone = NonZeroUsize::new(self.foca.num_members()).unwrap_or(NonZeroUsize::MIN);
-        config.periodic_gossip = Some(PeriodicParams {
-            frequency: self.config.gossip_interval,
-            num_members: everyone,
-        });
+        // foca's leave gossips to `num_indirect_probes` members: make that everyone.
+        config.num_indirect_probes =
+            NonZeroUsize::new(self.foca.num_members()).unwrap_or(NonZeroUsize::MIN);
         if self.foca.set_config(config).is_err()
             || self.foca.leave_cluster(&mut self.effects).is_err()
         {
