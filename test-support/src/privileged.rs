@@ -31,6 +31,7 @@ pub fn build_cfg() {
 /// The runtime backstop of a root-only test (its first line): panics unless the process runs
 /// as root. A build made as root or under `CI=true` does not ignore the test, and a run that
 /// cannot do what it tests must fail, never pass.
+#[track_caller]
 pub fn require_root(test: &str) {
     if is_root() {
         return;
