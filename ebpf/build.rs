@@ -19,6 +19,8 @@ fn main() {
     let bpf_dir = manifest_dir.join("bpf");
     println!("cargo:rerun-if-changed={}", bpf_dir.display());
     println!("cargo:rerun-if-env-changed=BEACON_BPF_CLANG");
+    // Root-only tests show as ignored where they cannot run (`beacon_test_support::privileged`).
+    beacon_test_support::privileged::build_cfg();
 
     let clang = env::var("BEACON_BPF_CLANG").unwrap_or_else(|_| "clang-19".to_owned());
     check_clang(&clang);

@@ -40,16 +40,8 @@ fn main() {
 
 fn zone_config() -> ZoneConfig {
     ZoneConfig {
-        domain: "mesos".into(),
-        ttl: 60,
-        srv_weight: 1,
-        soa_mname: "ns1.mesos.".into(),
-        soa_rname: "root.ns1.mesos.".into(),
-        soa_refresh: 60,
-        soa_retry: 600,
-        soa_expire: 86400,
         serial: 1,
         apex_nodata: true,
-        ptr_records: false,
+        ..ZoneConfig::mesos_dns()
     }
 }

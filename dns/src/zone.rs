@@ -49,6 +49,28 @@ pub struct ZoneConfig {
     pub ptr_records: bool,
 }
 
+impl ZoneConfig {
+    /// Mesos-DNS's defaults (`records/config.go` `NewConfig`, `research/mesos-dns.md` §5):
+    /// domain `mesos`, TTL 60, SRV weight 1, SOA `ns1.mesos.` / `root.ns1.mesos.` with refresh
+    /// 60, retry 600 and expire 86400, serial 0; and none of Beacon's fixes (NXDOMAIN at the
+    /// apex, no PTR), so a zone built from it answers as Mesos-DNS does.
+    pub fn mesos_dns() -> Self {
+        Self {
+            domain: "mesos".to_owned(),
+            ttl: 60,
+            srv_weight: 1,
+            soa_mname: "ns1.mesos.".to_owned(),
+            soa_rname: "root.ns1.mesos.".to_owned(),
+            soa_refresh: 60,
+            soa_retry: 600,
+            soa_expire: 86400,
+            serial: 0,
+            apex_nodata: false,
+            ptr_records: false,
+        }
+    }
+}
+
 /// The records of one owner name, compactly: records are made when answered (a hickory
 /// `Record` is 272 bytes before its names, and a zone holds a hundred thousand of them).
 #[derive(Clone, Debug, Default)]

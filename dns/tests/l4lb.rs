@@ -3,7 +3,7 @@
 //! l4lb names are answered here and never forwarded, whatever the zone holds.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -14,36 +14,12 @@ use beacon_dns::l4lb::{L4LB_NEGATIVE_TTL, L4LB_TTL, PublishedVip};
 use beacon_dns::metrics::DnsMetrics;
 use beacon_dns::records::RecordSet;
 use beacon_dns::zone::{Zone, ZoneConfig};
+use beacon_test_support::capture::Capture;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use hickory_server::net::NetError;
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
-
-/// Keeps the bytes of the one reply, encoded as the UDP loop encodes it.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) = beacon_dns::response::encode_udp(response, 1232);
-        *self.0.lock().unwrap() = bytes;
-        Ok(info)
-    }
-}
+use hickory_server::server::{Request, RequestHandler};
 
 struct Server {
     handler: DnsHandler,
@@ -92,13 +68,12 @@ impl Server {
         query.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
         let src: SocketAddr = "192.0.2.7:5353".parse().unwrap();
         let request = Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp).unwrap();
-        let capture = Capture::default();
+        let capture = Capture::new(Protocol::Udp);
         self.runtime.block_on(
             self.handler
                 .handle_request::<_, TokioTime>(&request, capture.clone()),
         );
-        let bytes = capture.0.lock().unwrap().clone();
-        Message::from_vec(&bytes).unwrap()
+        capture.message()
     }
 
     /// How many queries reached the upstream resolver since the last call.
@@ -114,17 +89,8 @@ impl Server {
 
 fn zone_config() -> ZoneConfig {
     ZoneConfig {
-        domain: "mesos".into(),
-        ttl: 60,
-        srv_weight: 1,
-        soa_mname: "ns1.mesos.".into(),
-        soa_rname: "root.ns1.mesos.".into(),
-        soa_refresh: 60,
-        soa_retry: 600,
-        soa_expire: 86400,
         serial: 7,
-        apex_nodata: false,
-        ptr_records: false,
+        ..ZoneConfig::mesos_dns()
     }
 }
 

@@ -6,9 +6,10 @@
 //! The dispatch in `serve` mirrors `hickory_server::server::ServerContext::handle_request`
 //! (hickory-server 0.26.3): fewer than 12 bytes get no reply, a message whose body does not
 //! decode gets hickory's FORMERR, a response message is dropped, anything else reaches the
-//! handler. `Capture` encodes like hickory's `ResponseHandle` (`MessageResponse::encode`): the
-//! UDP goes through Beacon's own `response::encode_udp` (what the UDP loop sends); TCP is encoded
-//! like hickory-server's TCP path, capped at 65535, with a bare SERVFAIL header on error.
+//! handler. `Capture` (beacon-test-support) encodes like hickory's `ResponseHandle`
+//! (`MessageResponse::encode`): the UDP goes through Beacon's own `response::encode_udp` (what
+//! the UDP loop sends); TCP is encoded like hickory-server's TCP path, capped at 65535, with a
+//! bare SERVFAIL header on error.
 //!
 //! Forwarding is disabled, so no packet leaves the process. Case counts default to 5,000 or
 //! 10,000 per property (the file runs in about 5 s in a debug build on 2 cores);
@@ -16,7 +17,7 @@
 //! properties found (a compressed question echoed as garbage; replies cut by the encoder).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -29,16 +30,14 @@ use beacon_dns::labels::LabelSpec;
 use beacon_dns::metrics::DnsMetrics;
 use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, Srv, generate};
 use beacon_dns::zone::{Zone, ZoneConfig};
-use hickory_proto::op::{
-    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
-};
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
-use hickory_server::net::NetError;
+use beacon_test_support::capture::{Capture, Sent};
+use hickory_proto::op::{Header, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler};
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use indexmap::IndexSet;
 use proptest::prelude::*;
 
@@ -66,17 +65,10 @@ fn config(cases: u32) -> ProptestConfig {
 
 fn zone_config(apex_nodata: bool, ptr_records: bool) -> ZoneConfig {
     ZoneConfig {
-        domain: "mesos".into(),
-        ttl: 60,
-        srv_weight: 1,
-        soa_mname: "ns1.mesos.".into(),
-        soa_rname: "root.ns1.mesos.".into(),
-        soa_refresh: 60,
-        soa_retry: 600,
-        soa_expire: 86400,
         serial: 7,
         apex_nodata,
         ptr_records,
+        ..ZoneConfig::mesos_dns()
     }
 }
 
@@ -188,75 +180,6 @@ thread_local! {
 // ---------------------------------------------------------------------------------------------
 // The wire: a response handler that encodes like hickory's, and the server's dispatch.
 
-/// What `Capture` put on the wire.
-#[derive(Debug)]
-struct Sent {
-    bytes: Vec<u8>,
-    /// The encoder limit used.
-    limit: u16,
-    /// Encoding failed and a bare SERVFAIL header was sent instead (hickory's fallback).
-    fallback: bool,
-}
-
-#[derive(Clone)]
-struct Capture {
-    protocol: Protocol,
-    sent: Arc<Mutex<Vec<Sent>>>,
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let limit = match self.protocol {
-            Protocol::Udp => response.edns().map_or(512, |e| e.max_payload().max(512)),
-            _ => u16::MAX,
-        };
-        let id = response.metadata().id;
-        let (info, bytes, fallback) = if self.protocol == Protocol::Udp {
-            let (info, bytes) = beacon_dns::response::encode_udp(response, limit);
-            let fallback = bytes.len() == 12 && info.response_code == ResponseCode::ServFail;
-            (info, bytes, fallback)
-        } else {
-            let mut bytes = Vec::with_capacity(512);
-            let result = {
-                let mut encoder = BinEncoder::new(&mut bytes);
-                encoder.set_max_size(limit);
-                response.destructive_emit(&mut encoder)
-            };
-            match result {
-                Ok(info) => (info, bytes, false),
-                Err(_) => {
-                    bytes.clear();
-                    let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
-                    metadata.response_code = ResponseCode::ServFail;
-                    let header = Header {
-                        metadata,
-                        counts: HeaderCounts::default(),
-                    };
-                    header.emit(&mut BinEncoder::new(&mut bytes)).unwrap();
-                    (ResponseInfo::from(header), bytes, true)
-                }
-            }
-        };
-        self.sent.lock().unwrap().push(Sent {
-            bytes,
-            limit,
-            fallback,
-        });
-        Ok(info)
-    }
-}
-
 /// What the server did with a datagram or TCP message.
 #[derive(Debug)]
 enum Outcome {
@@ -269,11 +192,7 @@ enum Outcome {
 }
 
 fn serve(served: &Served, raw: Vec<u8>, protocol: Protocol) -> Outcome {
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let capture = Capture {
-        protocol,
-        sent: sent.clone(),
-    };
+    let capture = Capture::new(protocol);
     let src: SocketAddr = "192.0.2.7:5353".parse().unwrap();
     let Ok(header) = Header::read(&mut BinDecoder::new(&raw)) else {
         assert!(
@@ -292,7 +211,7 @@ fn serve(served: &Served, raw: Vec<u8>, protocol: Protocol) -> Outcome {
             rt.block_on(capture.clone().send_response(response))
                 .unwrap()
         });
-        return Outcome::FormErr(take_one(&sent));
+        return Outcome::FormErr(capture.take_one());
     };
     if request.metadata.message_type == MessageType::Response {
         return Outcome::Dropped;
@@ -301,14 +220,16 @@ fn serve(served: &Served, raw: Vec<u8>, protocol: Protocol) -> Outcome {
         rt.block_on(
             served
                 .handler
-                .handle_request::<_, TokioTime>(&request, capture),
+                .handle_request::<_, TokioTime>(&request, capture.clone()),
         )
     });
-    if sent.lock().unwrap().is_empty() && question_compressed(&request_raw) {
+    let mut sent = capture.take();
+    if sent.is_empty() && question_compressed(&request_raw) {
         // Beacon drops a query whose question is compressed: there is nothing to point at.
         return Outcome::Dropped;
     }
-    Outcome::Handled(take_one(&sent))
+    assert_eq!(sent.len(), 1, "expected exactly one reply");
+    Outcome::Handled(sent.pop().unwrap())
 }
 
 /// Whether a question name of `raw` contains a compression pointer.
@@ -322,12 +243,6 @@ fn question_compressed(raw: &[u8]) -> bool {
         }
     }
     false
-}
-
-fn take_one(sent: &Mutex<Vec<Sent>>) -> Sent {
-    let mut sent = sent.lock().unwrap();
-    assert_eq!(sent.len(), 1, "expected exactly one reply");
-    sent.pop().unwrap()
 }
 
 /// Whether a question name of `raw` is, or ends in, a compression pointer into the 12-byte

@@ -1,7 +1,7 @@
 //! Socket LB with real sockets: the cgroup sock_addr programs cannot be test-run, so they are
 //! attached to a throw-away cgroup v2 child, a client process (this test binary re-running the
-//! same test with `BEACON_SOCK_CLIENT` set, which makes it the client) is started inside it, and backends listen on loopback outside
-//! it. The client reports what it sees on stdout (`RESULT key=value` lines).
+//! same test as the client: `beacon_test_support::client`) is started inside it, and backends
+//! listen on loopback outside it. The client reports what it sees (`key=value` results).
 //!
 //! Also tests the UDP iterator that destroys connected UDP sockets of a removed backend.
 //! Needs root and cgroup v2 (`/sys/fs/cgroup/unified` or `/sys/fs/cgroup`).
@@ -10,14 +10,8 @@ mod support;
 
 use std::{
     collections::BTreeMap,
-    ffi::CString,
-    fs::{self, File},
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
-    os::unix::process::CommandExt,
-    path::PathBuf,
-    process::{Child, ChildStdout, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     thread,
     time::Duration,
 };
@@ -27,94 +21,10 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSockAddr, Iter},
 };
 use beacon_ebpf::abi::{self, BACKEND_F_REMOVED, PROTO_TCP, PROTO_UDP, Stat};
-use support::{Maps, privileged, sa};
-
-const CLIENT_ENV: &str = "BEACON_SOCK_CLIENT";
-/// A backend's real address, for the client's "not a VIP" check.
-const PLAIN_ENV: &str = "BEACON_SOCK_PLAIN";
-
-/// A cgroup v2 child created for one test and removed when dropped.
-struct Cgroup {
-    path: PathBuf,
-    /// The test that made it: its client process re-runs that test.
-    test: &'static str,
-}
-
-impl Cgroup {
-    fn new(test: &'static str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.join("cgroup.procs").exists() && is_cgroup2(p))
-            .expect("no cgroup v2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup");
-        let path = root.join(format!(
-            "beacon-test-{}-{test}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir(&path).expect("create test cgroup");
-        Self { path, test }
-    }
-
-    fn file(&self) -> File {
-        File::open(&self.path).unwrap()
-    }
-
-    /// Re-runs the test that made the cgroup, inside it, as the client of `scenario` (see
-    /// [`client_asked`]).
-    fn spawn_client(&self, scenario: &str, env: &[(&str, String)]) -> Client {
-        let procs = CString::new(self.path.join("cgroup.procs").to_str().unwrap()).unwrap();
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([self.test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CLIENT_ENV, scenario)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        // SAFETY: the closure only calls async-signal-safe functions (open, write, close) on
-        // data prepared before fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // "0" moves the writing process: the child, before it runs the client.
-                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-                libc::close(fd);
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let mut child = cmd.spawn().expect("spawn client in cgroup");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Client { child, stdout }
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("could not remove {}", self.path.display());
-    }
-}
-
-fn is_cgroup2(path: &std::path::Path) -> bool {
-    // SAFETY: statfs on a NUL-terminated path into a zeroed struct.
-    unsafe {
-        let c = CString::new(path.to_str().unwrap()).unwrap();
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::CGROUP2_SUPER_MAGIC
-    }
-}
+use beacon_test_support::cgroup::Cgroup;
+use beacon_test_support::client::{Client, client_script, report, wait_for_go};
+use beacon_test_support::privileged::require_root;
+use support::{Maps, sa};
 
 /// Loads the object (kfunc calls patched for this kernel) and attaches every socket program.
 fn attach(cgroup: &Cgroup) -> Ebpf {
@@ -155,49 +65,31 @@ fn udp_backend(addr: &str, name: &'static str) -> SocketAddr {
     local
 }
 
-/// A client process in the cgroup.
-struct Client {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
+/// The client's `key=value` results.
+fn results(lines: Vec<String>) -> BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
-impl Drop for Client {
-    /// A failed test must not leave its client behind (nor keep the cgroup busy).
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Reads `RESULT k=v` lines until EOF or a line equal to `RESULT {until}`. (The harness
-/// prints `test <name> ... ` in front of the first line, hence `find`.)
-fn results(client: &mut Client, until: Option<&str>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in (&mut client.stdout).lines() {
-        let line = line.unwrap();
-        let Some(at) = line.find("RESULT ") else {
-            continue;
-        };
-        let rest = &line[at + "RESULT ".len()..];
-        println!("client: {rest}");
-        if Some(rest) == until {
-            break;
-        }
-        if let Some((k, v)) = rest.split_once('=') {
-            out.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    out
+/// In the client: reports `key=value`.
+fn result(key: &str, value: impl std::fmt::Display) {
+    report(format_args!("{key}={value}"));
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn socket_lb_translates_and_shows_the_vip() {
-    if client_asked() || !privileged("socket_lb_translates_and_shows_the_vip") {
-        return;
+    if let Some(script) = client_script() {
+        return run_client(&script);
     }
-    let cgroup = Cgroup::new("socket_lb_translates_and_shows_the_vip");
+    require_root("socket_lb_translates_and_shows_the_vip");
+    let cgroup = Cgroup::new("sock-lb");
     let mut bpf = attach(&cgroup);
     let tcp4 = tcp_backend("127.0.0.2:0", "tcp4-a");
     let tcp4b = tcp_backend("127.0.0.4:0", "tcp4-b");
@@ -222,9 +114,13 @@ fn socket_lb_translates_and_shows_the_vip() {
     m.ring(3, &[4]);
     m.ring(5, &[1, 5]);
 
-    let mut client = cgroup.spawn_client("translate", &[(PLAIN_ENV, tcp4.to_string())]);
-    let r = results(&mut client, None);
-    assert!(client.child.wait().unwrap().success(), "client failed");
+    let client = Client::spawn(
+        "socket_lb_translates_and_shows_the_vip",
+        &format!("translate {tcp4}"),
+        &cgroup,
+        None,
+    );
+    let r = results(client.finish());
     let get = |k: &str| {
         r.get(k)
             .map(String::as_str)
@@ -291,11 +187,16 @@ fn socket_lb_translates_and_shows_the_vip() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn udp_iterator_destroys_sockets_of_a_removed_backend() {
-    if client_asked() || !privileged("udp_iterator_destroys_sockets_of_a_removed_backend") {
-        return;
+    if let Some(script) = client_script() {
+        return run_client(&script);
     }
-    let cgroup = Cgroup::new("udp_iterator_destroys_sockets_of_a_removed_backend");
+    require_root("udp_iterator_destroys_sockets_of_a_removed_backend");
+    let cgroup = Cgroup::new("sock-lb");
     let mut bpf = attach(&cgroup);
     let udp4 = udp_backend("127.0.0.3:0", "udp4");
     let mut m = Maps(&mut bpf);
@@ -303,8 +204,13 @@ fn udp_iterator_destroys_sockets_of_a_removed_backend() {
     m.backend(2, udp4, 0, 1);
     m.ring(1, &[2]);
 
-    let mut client = cgroup.spawn_client("destroy", &[]);
-    let r = results(&mut client, Some("ready"));
+    let mut client = Client::spawn(
+        "udp_iterator_destroys_sockets_of_a_removed_backend",
+        "destroy",
+        &cgroup,
+        None,
+    );
+    let r = results(client.results(Some("ready")));
     assert_eq!(r.get("before").map(String::as_str), Some("udp4"));
 
     // A pass while the backend is alive destroys nothing.
@@ -317,15 +223,8 @@ fn udp_iterator_destroys_sockets_of_a_removed_backend() {
         "the entry is gone: nothing more to destroy"
     );
 
-    client
-        .child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
-    let r = results(&mut client, None);
-    assert!(client.child.wait().unwrap().success(), "client failed");
+    client.go();
+    let r = results(client.finish());
     assert_eq!(
         r.get("after").map(String::as_str),
         Some("ConnectionAborted")
@@ -352,16 +251,6 @@ fn run_udp_iterator(bpf: &mut Ebpf) -> u64 {
     Maps(bpf).stat(Stat::SockDestroyed)
 }
 
-/// When this process is a test's client (started by [`Cgroup::spawn_client`] inside the test
-/// cgroup): runs the scenario in `BEACON_SOCK_CLIENT`, printing `RESULT` lines, and says so.
-fn client_asked() -> bool {
-    let Ok(scenario) = std::env::var(CLIENT_ENV) else {
-        return false;
-    };
-    run_client(&scenario);
-    true
-}
-
 fn run_client(scenario: &str) {
     let t = Some(Duration::from_secs(3));
     let tcp = |vip: &str| {
@@ -380,30 +269,36 @@ fn run_client(scenario: &str) {
         let (n, from) = s.recv_from(&mut buf).unwrap();
         (from, String::from_utf8_lossy(&buf[..n]).into_owned())
     };
+    let (scenario, plain) = scenario.split_once(' ').unwrap_or((scenario, ""));
     match scenario {
         "translate" => {
             let (peer, reply) = tcp("192.0.2.10:80").unwrap();
-            println!("RESULT tcp4_peer={peer}\nRESULT tcp4_reply={reply}");
+            result("tcp4_peer", peer);
+            result("tcp4_reply", &reply);
             let (from, reply) = udp("127.0.0.1:0", "192.0.2.10:53");
-            println!("RESULT udp4_from={from}\nRESULT udp4_reply={reply}");
+            result("udp4_from", from);
+            result("udp4_reply", &reply);
 
             let s = UdpSocket::bind("127.0.0.1:0").unwrap();
             s.set_read_timeout(t).unwrap();
             s.connect("192.0.2.10:53").unwrap();
-            println!("RESULT udp4c_peer={}", s.peer_addr().unwrap());
+            result("udp4c_peer", s.peer_addr().unwrap());
             s.send(b"q").unwrap();
             let mut buf = [0u8; 64];
             let n = s.recv(&mut buf).unwrap();
-            println!("RESULT udp4c_reply={}", String::from_utf8_lossy(&buf[..n]));
+            result("udp4c_reply", String::from_utf8_lossy(&buf[..n]));
 
             let (peer, reply) = tcp("[fd00:100::10]:80").unwrap();
-            println!("RESULT tcp6_peer={peer}\nRESULT tcp6_reply={reply}");
+            result("tcp6_peer", peer);
+            result("tcp6_reply", &reply);
             let (from, reply) = udp("[::1]:0", "[fd00:100::10]:53");
-            println!("RESULT udp6_from={from}\nRESULT udp6_reply={reply}");
+            result("udp6_from", from);
+            result("udp6_reply", &reply);
             let (peer, reply) = tcp("[::ffff:192.0.2.10]:80").unwrap();
-            println!("RESULT mapped_peer={peer}\nRESULT mapped_reply={reply}");
+            result("mapped_peer", peer);
+            result("mapped_reply", &reply);
             let err = tcp("192.0.2.11:80").unwrap_err();
-            println!("RESULT refused={:?}", err.kind());
+            result("refused", format_args!("{:?}", err.kind()));
 
             let mut seen = std::collections::BTreeSet::new();
             let mut picks = Vec::new();
@@ -416,15 +311,15 @@ fn run_client(scenario: &str) {
                 picks.push(format!("{}:{reply}", socket_cookie(&c)));
                 seen.insert(reply);
             }
-            println!("RESULT picks={}", picks.join(","));
+            result("picks", picks.join(","));
             println!(
                 "RESULT spread={}",
                 seen.into_iter().collect::<Vec<_>>().join(",")
             );
 
             // Straight to a backend address: not a VIP, left alone.
-            let (peer, _) = tcp(&std::env::var(PLAIN_ENV).unwrap()).unwrap();
-            println!("RESULT plain_peer={peer}");
+            let (peer, _) = tcp(plain).unwrap();
+            result("plain_peer", peer);
         }
         "destroy" => {
             let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -433,13 +328,14 @@ fn run_client(scenario: &str) {
             s.send(b"q").unwrap();
             let mut buf = [0u8; 64];
             let n = s.recv(&mut buf).unwrap();
-            println!("RESULT before={}", String::from_utf8_lossy(&buf[..n]));
-            println!("RESULT ready");
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).unwrap();
+            result("before", String::from_utf8_lossy(&buf[..n]));
+            wait_for_go();
             match s.recv(&mut buf) {
-                Ok(n) => println!("RESULT after=data:{}", String::from_utf8_lossy(&buf[..n])),
-                Err(e) => println!("RESULT after={:?}", e.kind()),
+                Ok(n) => result(
+                    "after",
+                    format_args!("data:{}", String::from_utf8_lossy(&buf[..n])),
+                ),
+                Err(e) => result("after", format_args!("{:?}", e.kind())),
             }
         }
         other => panic!("unknown scenario {other}"),

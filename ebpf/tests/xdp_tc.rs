@@ -19,7 +19,8 @@ use beacon_ebpf::abi::{
     self, BACKEND_F_DRAIN, BACKEND_F_REMOVED, PROTO_TCP, PROTO_UDP, Stat, VIP_F_NO_PACKET_LB,
     VipKey, VipSlot,
 };
-use support::{Maps, Packet, frame_dst, frame_endpoints, load, privileged, sa, verify_checksums};
+use beacon_test_support::privileged::require_root;
+use support::{Maps, Packet, frame_dst, frame_endpoints, load, sa, verify_checksums};
 
 const XDP_PASS: u32 = 2;
 const TC_ACT_OK: u32 = 0;
@@ -122,10 +123,12 @@ struct Fixture {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn fixtures() {
-    if !privileged("fixtures") {
-        return;
-    }
+    require_root("fixtures");
     let mut bpf = setup();
     let c4 = "192.168.1.10:40000";
     let c6 = "[fd00:200::10]:40000";
@@ -258,10 +261,12 @@ fn fixtures() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn backend_choice_matches_the_model() {
-    if !privileged("backend_choice_matches_the_model") {
-        return;
-    }
+    require_root("backend_choice_matches_the_model");
     let mut bpf = setup();
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..200u16 {
@@ -291,10 +296,12 @@ fn backend_choice_matches_the_model() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn flow_keeps_its_backend_when_the_ring_changes() {
-    if !privileged("flow_keeps_its_backend_when_the_ring_changes") {
-        return;
-    }
+    require_root("flow_keeps_its_backend_when_the_ring_changes");
     let mut bpf = setup();
     let flow = Packet::tcp("192.168.1.10:40000", "10.100.0.1:80");
     let first = forward(&mut bpf, &flow);
@@ -316,10 +323,12 @@ fn flow_keeps_its_backend_when_the_ring_changes() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn drained_backend_keeps_its_flows_and_takes_no_new_ones() {
-    if !privileged("drained_backend_keeps_its_flows_and_takes_no_new_ones") {
-        return;
-    }
+    require_root("drained_backend_keeps_its_flows_and_takes_no_new_ones");
     let mut bpf = setup();
     // Find an existing flow on backend 1.
     let b1 = backend_addr(&mut bpf, 1);
@@ -354,10 +363,12 @@ fn drained_backend_keeps_its_flows_and_takes_no_new_ones() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn flows_of_a_removed_backend_are_reselected() {
-    if !privileged("flows_of_a_removed_backend_are_reselected") {
-        return;
-    }
+    require_root("flows_of_a_removed_backend_are_reselected");
     let mut bpf = setup();
     let b1 = backend_addr(&mut bpf, 1);
     let b2 = backend_addr(&mut bpf, 2);
@@ -394,10 +405,12 @@ fn flows_of_a_removed_backend_are_reselected() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn tc_restores_the_vip_as_source_of_replies() {
-    if !privileged("tc_restores_the_vip_as_source_of_replies") {
-        return;
-    }
+    require_root("tc_restores_the_vip_as_source_of_replies");
     let mut bpf = setup();
     let mut zero_csum = Packet::udp("192.168.1.10:40001", "10.100.0.1:53");
     zero_csum.udp_no_csum = true;
@@ -469,10 +482,12 @@ fn tc_restores_the_vip_as_source_of_replies() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn removed_vip_stops_being_translated_established_flows_included() {
-    if !privileged("removed_vip_stops_being_translated_established_flows_included") {
-        return;
-    }
+    require_root("removed_vip_stops_being_translated_established_flows_included");
     let mut bpf = setup();
     let web4 = Packet::tcp("192.168.1.10:40000", "10.100.0.1:80");
     let web6 = Packet::tcp("[fd00:200::10]:40000", "[fd00:100::1]:80");
@@ -505,10 +520,12 @@ fn removed_vip_stops_being_translated_established_flows_included() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn overflowed_vip_is_found_through_the_hash_map() {
-    if !privileged("overflowed_vip_is_found_through_the_hash_map") {
-        return;
-    }
+    require_root("overflowed_vip_is_found_through_the_hash_map");
     let mut bpf = setup();
     let mut m = Maps(&mut bpf);
     m.vip_overflowed(sa("10.100.0.9:443"), PROTO_TCP, 8, 0);

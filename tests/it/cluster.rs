@@ -249,7 +249,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
         nodes.iter().all(|n| !answered(n))
     });
     assert!(
-        killed.elapsed() >= std::time::Duration::from_secs(4),
+        killed.elapsed() >= Duration::from_secs(4),
         "withdrawn before the grace period"
     );
     nodes.push(run_node(&dir.path("n5.toml"), dns, http));
@@ -361,7 +361,7 @@ fn refuses_another_cas_node(dir: &TempDir, nodes: &[Node], seed_port: u16) {
     );
     assert_eq!(put.unwrap().status, 201);
     // Long enough for many gossip rounds and a sync (a registration takes well under a second).
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3));
     for node in nodes {
         let r = query(node.dns, "evil.shop.mesos.", RecordType::A, Ask::UDP);
         assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);

@@ -5,7 +5,6 @@ mod api;
 mod cluster;
 mod conformance;
 mod forward;
-mod netns;
 mod partition;
 mod registrations;
 mod robustness;

@@ -10,7 +10,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 
-use crate::netns::{Netns, privileged, veth};
+use beacon_test_support::netns::{Netns, tag, veth};
+use beacon_test_support::privileged::require_root;
+
 use crate::support::*;
 
 const A_ADDR: &str = "10.213.0.1";
@@ -109,15 +111,17 @@ fn record(id: &str, ip: &str) -> String {
 /// address, so packets are dropped while each side's own traffic flows.
 fn cut(sides: &[Netns; 2], on: bool) {
     let verb = if on { "add" } else { "del" };
-    sides[0].ip(&["route", verb, "blackhole", &format!("{B_ADDR}/32")]);
-    sides[1].ip(&["route", verb, "blackhole", &format!("{A_ADDR}/32")]);
+    sides[0].ip(&format!("route {verb} blackhole {B_ADDR}/32"));
+    sides[1].ip(&format!("route {verb} blackhole {A_ADDR}/32"));
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn partitioned_sides_converge_to_the_union_after_healing() {
-    if !privileged("partition test") {
-        return;
-    }
+    require_root("partitioned_sides_converge_to_the_union_after_healing");
     let dir = TempDir::new("partition");
     let tls = dir.path("tls");
     let tls = tls.to_str().unwrap();
@@ -133,13 +137,14 @@ fn partitioned_sides_converge_to_the_union_after_healing() {
     for n in ["a1", "a2", "b1", "b2"] {
         beacon(&["tls", "node", "--name", n, "--dir", tls]);
     }
-    let sides = [Netns::new("pa"), Netns::new("pb")];
-    veth(
-        &sides[0],
-        &format!("{A_ADDR}/24"),
-        &sides[1],
-        &format!("{B_ADDR}/24"),
-    );
+    let t = tag();
+    let sides = [
+        Netns::new(&format!("beacon-pa-{t}")),
+        Netns::new(&format!("beacon-pb-{t}")),
+    ];
+    veth(&sides[0], "veth-a", &sides[1], "veth-b");
+    sides[0].ip(&format!("addr add {A_ADDR}/24 dev veth-a"));
+    sides[1].ip(&format!("addr add {B_ADDR}/24 dev veth-b"));
     let addr = |ip: &str| SocketAddr::new(ip.parse::<IpAddr>().unwrap(), free_port());
     let seed = addr(A_ADDR);
     let nodes = [

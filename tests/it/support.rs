@@ -1,4 +1,5 @@
-//! Helpers: processes, free ports, a small DNS client and a small HTTP client.
+//! Helpers: processes, free ports and a small HTTP client; the DNS client is
+//! `beacon_test_support::dns`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -6,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+pub(crate) use beacon_test_support::dns::{
+    Ask, Transport, exchange, flags, query, query_message, show,
+};
 
 pub(crate) const CONFORMANCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -244,127 +246,4 @@ pub(crate) fn http_request(
         headers,
         body: raw[split + 4..].to_vec(),
     })
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Transport {
-    Udp,
-    Tcp,
-}
-
-/// Options of one query, as dig would send it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ask {
-    pub transport: Transport,
-    pub edns: Option<u16>,
-    pub rd: bool,
-}
-
-impl Ask {
-    pub(crate) const TCP: Self = Self {
-        transport: Transport::Tcp,
-        edns: None,
-        rd: true,
-    };
-    pub(crate) const UDP: Self = Self {
-        transport: Transport::Udp,
-        edns: None,
-        rd: true,
-    };
-}
-
-pub(crate) fn query_message(name: &str, qtype: RecordType, ask: Ask) -> Message {
-    let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = ask.rd;
-    let mut q = Query::query(Name::from_ascii(name).unwrap(), qtype);
-    q.set_query_class(DNSClass::IN);
-    msg.add_query(q);
-    if let Some(size) = ask.edns {
-        let mut edns = Edns::new();
-        edns.set_max_payload(size);
-        msg.edns = Some(edns);
-    }
-    msg
-}
-
-fn rand_id() -> u16 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        & 0xffff) as u16
-}
-
-pub(crate) fn query(server: SocketAddr, name: &str, qtype: RecordType, ask: Ask) -> Message {
-    let msg = query_message(name, qtype, ask);
-    let reply = exchange(server, &msg.to_vec().unwrap(), ask.transport)
-        .unwrap_or_else(|e| panic!("{name} {qtype}: {e}"));
-    let reply = Message::from_vec(&reply).unwrap();
-    assert_eq!(reply.metadata.id, msg.metadata.id);
-    reply
-}
-
-/// Sends raw bytes, returns the raw reply.
-pub(crate) fn exchange(
-    server: SocketAddr,
-    bytes: &[u8],
-    transport: Transport,
-) -> std::io::Result<Vec<u8>> {
-    match transport {
-        Transport::Udp => {
-            let s = UdpSocket::bind("127.0.0.1:0")?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.send_to(bytes, server)?;
-            let mut buf = vec![0; 65535];
-            let n = s.recv(&mut buf)?;
-            buf.truncate(n);
-            Ok(buf)
-        }
-        Transport::Tcp => {
-            let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-            out.extend_from_slice(bytes);
-            s.write_all(&out)?;
-            let mut len = [0; 2];
-            s.read_exact(&mut len)?;
-            let mut buf = vec![0; u16::from_be_bytes(len) as usize];
-            s.read_exact(&mut buf)?;
-            Ok(buf)
-        }
-    }
-}
-
-/// A record as the reference file writes it: `owner TTL TYPE rdata`, SOA serial as `SERIAL`.
-pub(crate) fn show(r: &Record) -> String {
-    let data = match &r.data {
-        RData::A(a) => a.0.to_string(),
-        RData::AAAA(a) => a.0.to_string(),
-        RData::SRV(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target),
-        RData::SOA(s) => format!(
-            "{} {} SERIAL {} {} {} {}",
-            s.mname, s.rname, s.refresh, s.retry, s.expire, s.minimum
-        ),
-        RData::NS(n) => n.0.to_string(),
-        RData::PTR(p) => p.0.to_string(),
-        other => format!("{other}"),
-    };
-    format!("{} {} {} {}", r.name, r.ttl, r.record_type(), data)
-}
-
-/// dig's flag list: `qr aa tc rd ra`.
-pub(crate) fn flags(m: &Message) -> String {
-    let md = &m.metadata;
-    let all = [
-        (md.message_type == MessageType::Response, "qr"),
-        (md.authoritative, "aa"),
-        (md.truncation, "tc"),
-        (md.recursion_desired, "rd"),
-        (md.recursion_available, "ra"),
-    ];
-    all.iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, f)| *f)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -10,54 +10,32 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;
 
-use crate::netns::{Netns, privileged};
+use beacon_test_support::cgroup::Cgroup;
+use beacon_test_support::netns::{Netns, tag};
+use beacon_test_support::privileged::require_root;
+
 use crate::support::*;
 
 const NAME: &str = "web.marathon.l4lb.thisdcos.directory.";
 const IP_VIP: &str = "198.18.7.7"; // benchmarking range: never routed, only ever rewritten
 
-/// A cgroup v2 directory under the cgroup2 mount, removed on drop.
-struct Cgroup(PathBuf);
-
-impl Cgroup {
-    fn new() -> Self {
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-        let root = mounts
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|f| f.get(2) == Some(&"cgroup2"))
-            .map(|f| PathBuf::from(f[1]))
-            .expect("a cgroup2 mount");
-        let dir = root.join(format!("beacon-it-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    /// What a client in this cgroup and in `ns` reads from `ip:port` (bash's /dev/tcp: connect,
-    /// read all). It joins the cgroup first: `ip netns exec` hides /sys/fs/cgroup.
-    fn fetch(&self, ns: &Netns, ip: &str, port: u16) -> String {
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {} bash -c \
-             'exec 3<>/dev/tcp/{ip}/{port} && timeout 5 cat <&3'",
-            self.0.display(),
-            ns.name
-        );
-        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
+/// What a client in `cgroup` and in `ns` reads from `ip:port` (bash's /dev/tcp: connect, read
+/// all). It joins the cgroup first: `ip netns exec` hides /sys/fs/cgroup.
+fn fetch(cgroup: &Cgroup, ns: &Netns, ip: &str, port: u16) -> String {
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec ip netns exec {} bash -c \
+         'exec 3<>/dev/tcp/{ip}/{port} && timeout 5 cat <&3'",
+        cgroup.path().display(),
+        ns.name()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A TCP server on 127.0.0.1 in `ns` that writes its name to every connection.
@@ -129,13 +107,15 @@ fn vip_address(dns: std::net::SocketAddr) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn a_named_vip_and_an_ip_vip_reach_their_backends() {
-    if !privileged("VIP test") {
-        return;
-    }
+    require_root("a_named_vip_and_an_ip_vip_reach_their_backends");
     let dir = TempDir::new("vips");
-    let cgroup = Cgroup::new();
-    let ns = Netns::new("vipc");
+    let cgroup = Cgroup::new("it-vips");
+    let ns = Netns::new(&format!("beacon-vipc-{}", tag()));
     let ports = [
         (backend(&ns, "b1"), "web.1"),
         (backend(&ns, "b2"), "web.2"),
@@ -143,7 +123,10 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
     ];
     let master_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let master = FakeMaster::start_on(&dir, &state(master_addr, &ports), master_addr);
-    let vip = format!("data_plane = \"on\"\ncgroup = \"{}\"", cgroup.0.display());
+    let vip = format!(
+        "data_plane = \"on\"\ncgroup = \"{}\"",
+        cgroup.path().display()
+    );
     let (_agent, dns, http) = start_agent(&dir, "on", master.addr, &vip);
 
     wait_until("the l4lb name answers", || vip_address(dns).is_some());
@@ -162,12 +145,12 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
 
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..12 {
-        let reply = cgroup.fetch(&ns, &address, 80);
+        let reply = fetch(&cgroup, &ns, &address, 80);
         assert!(["b1", "b2", "b3"].contains(&reply.as_str()), "{reply:?}");
         seen.insert(reply);
     }
     assert!(seen.len() >= 2, "12 connections all went to {seen:?}");
-    assert!(["b1", "b2", "b3"].contains(&cgroup.fetch(&ns, IP_VIP, 8080).as_str()));
+    assert!(["b1", "b2", "b3"].contains(&fetch(&cgroup, &ns, IP_VIP, 8080).as_str()));
 
     let metrics = http_get(http, "/metrics").unwrap().text();
     assert!(metrics.contains("beacon_vip_data_plane 1"), "{metrics}");
@@ -190,7 +173,7 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
             .all(|v| v["backend"].as_array().unwrap().len() == 2)
     });
     for _ in 0..12 {
-        let reply = cgroup.fetch(&ns, &address, 80);
+        let reply = fetch(&cgroup, &ns, &address, 80);
         assert!(["b1", "b2"].contains(&reply.as_str()), "{reply:?}");
     }
 

@@ -20,7 +20,7 @@ use support::*;
 
 fn start(cg: &Cgroup) -> DataPlane {
     DataPlane::start(&DataPlaneConfig {
-        cgroup: cg.path.clone(),
+        cgroup: cg.path().to_path_buf(),
         ..DataPlaneConfig::default()
     })
     .unwrap_or_else(|e| panic!("{e}"))
@@ -35,10 +35,15 @@ fn tcp_script(vip: SocketAddr, n: usize) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn socket_lb_reaches_loopback_backends_and_shows_the_vip() {
-    if client_asked() || !privileged("socket_lb_reaches_loopback_backends_and_shows_the_vip") {
+    if client_asked() {
         return;
     }
+    require_root("socket_lb_reaches_loopback_backends_and_shows_the_vip");
     let cg = Cgroup::new(
         "socket_lb_reaches_loopback_backends_and_shows_the_vip",
         "sock",
@@ -119,11 +124,15 @@ fn socket_lb_reaches_loopback_backends_and_shows_the_vip() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn unreachable_node_is_withdrawn_and_all_unreachable_fails_open() {
-    if client_asked() || !privileged("unreachable_node_is_withdrawn_and_all_unreachable_fails_open")
-    {
+    if client_asked() {
         return;
     }
+    require_root("unreachable_node_is_withdrawn_and_all_unreachable_fails_open");
     let cg = Cgroup::new(
         "unreachable_node_is_withdrawn_and_all_unreachable_fails_open",
         "reach",
@@ -165,10 +174,15 @@ fn unreachable_node_is_withdrawn_and_all_unreachable_fails_open() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn reconcile_repairs_maps_changed_behind_its_back() {
-    if client_asked() || !privileged("reconcile_repairs_maps_changed_behind_its_back") {
+    if client_asked() {
         return;
     }
+    require_root("reconcile_repairs_maps_changed_behind_its_back");
     let cg = Cgroup::new("reconcile_repairs_maps_changed_behind_its_back", "repair");
     let mut dp = start(&cg);
     let b1 = cg.tcp_backend(sa("127.0.0.7:0"), "r1");

@@ -20,6 +20,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use beacon_catalog::vip::Protocol;
+use beacon_test_support::netns::{sh, veth};
 use beacon_vip_lb::{DataPlane, DataPlaneConfig, XdpModeSetting, desired};
 use support::*;
 
@@ -40,18 +41,10 @@ fn topology() -> Topology {
     let node = Netns::new(&format!("bvx-n-{t}"));
     let b1 = Netns::new(&format!("bvx-b1-{t}"));
     let b2 = Netns::new(&format!("bvx-b2-{t}"));
-    let link = |a: &str, a_ns: &Netns, b: &str, b_ns: &Netns| {
-        sh(&format!(
-            "ip link add {a} netns {} type veth peer name {b} netns {}",
-            a_ns.name, b_ns.name
-        ));
-        a_ns.ip(&format!("link set {a} up"));
-        b_ns.ip(&format!("link set {b} up"));
-    };
     let (vc, vn) = (format!("vc{t}"), format!("vn{t}"));
-    link(&vc, &client, &vn, &node);
-    link(&format!("vb1{t}"), &b1, &format!("vm1{t}"), &node);
-    link(&format!("vb2{t}"), &b2, &format!("vm2{t}"), &node);
+    veth(&client, &vc, &node, &vn);
+    veth(&b1, &format!("vb1{t}"), &node, &format!("vm1{t}"));
+    veth(&b2, &format!("vb2{t}"), &node, &format!("vm2{t}"));
     client.ip(&format!("addr add 10.77.1.2/24 dev {vc}"));
     client.ip("route add default via 10.77.1.1");
     node.ip(&format!("addr add 10.77.1.1/24 dev {vn}"));
@@ -84,10 +77,12 @@ fn xdp_mode() -> XdpModeSetting {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes() {
-    if !privileged("xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes") {
-        return;
-    }
+    require_root("xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes");
     let topo = topology();
     let mut web_backends = Vec::new();
     for (i, ns) in [
@@ -232,10 +227,12 @@ fn xdp_balances_named_and_ip_vips_and_keeps_flows_when_a_backend_goes() {
 /// checksum in software on the way out and the receivers verify it: a wrong one is dropped.
 /// The VIP port (80, 53) differs from the backends' (8080, 5353), so ports change too.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn xdp_translates_checksum_offloaded_frames_from_a_local_sender() {
-    if !privileged("xdp_translates_checksum_offloaded_frames_from_a_local_sender") {
-        return;
-    }
+    require_root("xdp_translates_checksum_offloaded_frames_from_a_local_sender");
     let topo = topology();
     let t = &topo.tag;
     topo.client.run({

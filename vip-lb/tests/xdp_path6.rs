@@ -15,14 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use beacon_catalog::vip::{Protocol, VipAddress};
+use beacon_test_support::netns::veth;
 use beacon_vip_lb::{DataPlane, DataPlaneConfig, desired};
 use support::*;
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
 fn xdp_balances_ipv6_named_and_ip_vips() {
-    if !privileged("xdp_balances_ipv6_named_and_ip_vips") {
-        return;
-    }
+    require_root("xdp_balances_ipv6_named_and_ip_vips");
     let t = tag();
     let client = Netns::new(&format!("bv6-c-{t}"));
     let node = Netns::new(&format!("bv6-n-{t}"));
@@ -33,17 +36,8 @@ fn xdp_balances_ipv6_named_and_ip_vips() {
         format!("vm{t}"),
         format!("vb{t}"),
     );
-    sh(&format!(
-        "ip link add {vc} netns {} type veth peer name {vn} netns {}",
-        client.name, node.name
-    ));
-    sh(&format!(
-        "ip link add {vb} netns {} type veth peer name {vm} netns {}",
-        back.name, node.name
-    ));
-    for (ns, dev) in [(&client, &vc), (&node, &vn), (&node, &vm), (&back, &vb)] {
-        ns.ip(&format!("link set {dev} up"));
-    }
+    veth(&client, &vc, &node, &vn);
+    veth(&back, &vb, &node, &vm);
     // nodad: addresses usable at once, without duplicate address detection's delay.
     client.ip(&format!("-6 addr add fd77:1::2/64 dev {vc} nodad"));
     client.ip("-6 route add default via fd77:1::1");

@@ -28,17 +28,10 @@ fn zone(apex_nodata: bool, ptr_records: bool) -> Zone {
         },
     );
     let config = ZoneConfig {
-        domain: "mesos".into(),
-        ttl: 60,
-        srv_weight: 1,
-        soa_mname: "ns1.mesos.".into(),
-        soa_rname: "root.ns1.mesos.".into(),
-        soa_refresh: 60,
-        soa_retry: 600,
-        soa_expire: 86400,
         serial: 7,
         apex_nodata,
         ptr_records,
+        ..ZoneConfig::mesos_dns()
     };
     Zone::new(&records, config).unwrap()
 }

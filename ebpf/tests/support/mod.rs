@@ -1,4 +1,4 @@
-//! Shared test support: the root/CI gate, loading the object, filling maps, building and
+//! Shared test support: loading the object, filling maps, building and
 //! checking packets. Packets are built here, with checksums computed from scratch, so the
 //! expected output of a translation is "the same packet built with the new addresses".
 
@@ -14,20 +14,6 @@ use beacon_ebpf::abi::{
     self, AF_INET, Backend, FlowKey, LbCounters, PROTO_TCP, PROTO_UDP, RING_SIZE, Stat, VipInfo,
     VipKey, VipSlot,
 };
-
-/// Whether privileged BPF tests can run. Under `CI=true` they must: not being root panics.
-/// Elsewhere a non-root run skips them with the reason printed.
-pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but not root; BPF tests need root (CAP_BPF, CAP_NET_ADMIN)");
-    }
-    eprintln!("skipping {test}: needs root (CAP_BPF, CAP_NET_ADMIN, cgroup v2)");
-    false
-}
 
 /// Loads the object (every map is fresh: tests in parallel do not share state).
 pub fn load() -> Ebpf {

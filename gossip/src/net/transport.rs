@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn_proto::HashedConnectionIdGenerator;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, oneshot};
 
@@ -103,8 +104,12 @@ impl Transport {
         creds: &Credentials,
     ) -> Result<(Arc<Self>, mpsc::Receiver<Incoming>), TransportError> {
         let (server, client) = tls_configs(creds)?;
-        let mut endpoint = quinn::Endpoint::server(server, addr)
-            .map_err(|source| TransportError::Bind { addr, source })?;
+        let bind = |source| TransportError::Bind { addr, source };
+        let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
+        let config = endpoint_config(creds);
+        let runtime = Arc::new(quinn::TokioRuntime);
+        let mut endpoint =
+            quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(bind)?;
         endpoint.set_default_client_config(client);
         let (tx, rx) = mpsc::channel(4096);
         let transport = Arc::new(Self {
@@ -261,6 +266,28 @@ async fn serve_sync(
         let _ = send.finish();
         let _ = send.stopped().await;
     }
+}
+
+/// The endpoint's stateless-reset key and connection-ID key, the same across restarts of a node
+/// (both are derived from the node's private key). A node restarted on its old address then
+/// recognises the connection IDs of its previous life and answers packets sent on them with a
+/// valid stateless reset, so peers that still hold such a connection drop it and reconnect at
+/// once. With random keys they would send into the void until the idle timeout (30 s), and the
+/// restarted node, hearing from no one, would be declared down again.
+fn endpoint_config(creds: &Credentials) -> quinn::EndpointConfig {
+    let derive = |label: &[u8]| {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(label);
+        ctx.update(creds.key.secret_der());
+        ctx.finish()
+    };
+    let reset = derive(b"beacon-gossip stateless reset key\0");
+    let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset.as_ref());
+    let cid = derive(b"beacon-gossip connection id key\0");
+    let cid_key = u64::from_le_bytes(cid.as_ref()[..8].try_into().unwrap_or([0; 8]));
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset));
+    config.cid_generator(move || Box::new(HashedConnectionIdGenerator::from_key(cid_key)));
+    config
 }
 
 fn tls_configs(

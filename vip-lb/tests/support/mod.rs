@@ -1,61 +1,23 @@
-//! Shared support for the privileged end-to-end tests: the root/CI gate, throw-away cgroups and
-//! network namespaces (created and deleted by the test), backends that name themselves, and a
-//! client process run inside a cgroup.
+//! Shared support for the privileged end-to-end tests: VIP tables, backends that name
+//! themselves, and a cgroup with a private network namespace where a client process (the test
+//! re-run: `beacon_test_support::client`) runs a script of connections.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
-use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
 use beacon_catalog::vip::{Backend, Protocol, VipAddress, VipKey, VipName, VipTable};
-
-/// Whether privileged tests can run. Under `CI=true` they must: not being root panics.
-/// Elsewhere a non-root run skips with the reason printed.
-pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but not root; data plane tests need root (BPF, netns, cgroups)");
-    }
-    eprintln!("skipping {test}: needs root (CAP_BPF, CAP_NET_ADMIN, cgroup v2)");
-    false
-}
-
-/// A unique short tag for names (interfaces are limited to 15 characters).
-pub fn tag() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{:x}{}",
-        std::process::id() % 0xffff,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use beacon_test_support::netns::{Netns, tag};
+pub use beacon_test_support::privileged::require_root;
+use beacon_test_support::{cgroup, client};
 
 pub fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-/// Runs a command, panicking with its output if it fails.
-pub fn sh(cmd: &str) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,79 +147,13 @@ pub fn udp_ask(vip: SocketAddr) -> std::io::Result<(SocketAddr, String)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Network namespaces
+// A cgroup and a client process inside it
 
-/// A network namespace made with `ip netns add`, deleted when dropped.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(name: &str) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        sh(&format!("ip netns add {name}"));
-        sh(&format!("ip -n {name} link set lo up"));
-        Self {
-            name: name.to_string(),
-        }
-    }
-
-    /// Runs `ip -n <ns> <args>`.
-    pub fn ip(&self, args: &str) {
-        sh(&format!("ip -n {} {args}", self.name));
-    }
-
-    pub fn sysctl(&self, kv: &str) {
-        sh(&format!("ip netns exec {} sysctl -qw {kv}", self.name));
-    }
-
-    /// Moves the calling thread into this namespace (network namespaces are per thread).
-    pub fn enter(&self) {
-        let f = File::open(format!("/var/run/netns/{}", self.name)).unwrap();
-        // SAFETY: setns on a valid namespace fd; only this thread changes namespace.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(
-            r,
-            0,
-            "setns {}: {}",
-            self.name,
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// Runs `f` on a new thread inside this namespace and returns its result.
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        thread::spawn(move || {
-            let f_ns = File::open(path).unwrap();
-            // SAFETY: as in `enter`.
-            let r = unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0);
-            f()
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cgroups and a client process inside one
-
-const CLIENT_ENV: &str = "BEACON_VIP_LB_CLIENT";
-
-/// A cgroup v2 child of the cgroup2 mount, created for one test and removed when dropped,
-/// with a private network namespace (loopback only) where its client process and the test's
-/// backends run: nothing sent to an untranslated VIP can leave the machine.
+/// A cgroup v2 child made for one test, with a private network namespace (loopback only) where
+/// its client process and the test's backends run: nothing sent to an untranslated VIP can
+/// leave the machine. Both are removed when dropped.
 pub struct Cgroup {
-    pub path: PathBuf,
+    cgroup: cgroup::Cgroup,
     pub netns: Netns,
     /// The test that made it: its client process re-runs that test.
     test: &'static str,
@@ -267,132 +163,47 @@ impl Cgroup {
     /// A cgroup for `test`, the name of the calling test function, which must start with
     /// `if client_asked() { return; }`: its client process is that test, run again.
     pub fn new(test: &'static str, short: &str) -> Self {
-        let root = beacon_vip_lb::detect_cgroup2().expect("no cgroup v2 mount");
-        let t = tag();
-        let path = root.join(format!("beacon-vip-lb-{short}-{t}"));
-        fs::create_dir(&path).expect("create test cgroup");
-        let netns = Netns::new(&format!("bvl-{short}-{t}"));
-        Self { path, netns, test }
+        Self {
+            cgroup: cgroup::Cgroup::new(&format!("vip-lb-{short}")),
+            netns: Netns::new(&format!("bvl-{short}-{}", tag())),
+            test,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.cgroup.path()
     }
 
     /// A TCP backend inside the cgroup's network namespace.
     pub fn tcp_backend(&self, addr: SocketAddr, name: &str) -> SocketAddr {
-        let name = name.to_string();
-        self.netns.run(move || tcp_backend(addr, &name))
+        self.netns.run(|| tcp_backend(addr, name))
     }
 
     /// A UDP backend inside the cgroup's network namespace.
     pub fn udp_backend(&self, addr: SocketAddr, name: &str) -> SocketAddr {
-        let name = name.to_string();
-        self.netns.run(move || udp_backend(addr, &name))
+        self.netns.run(|| udp_backend(addr, name))
     }
 
-    /// Re-runs the test that made the cgroup inside it and its network namespace, as a client
-    /// (see [`client_asked`]). `script` is a list of `tcp ADDR`, `tcp-hold ADDR`, `again`, `udp ADDR` and
-    /// `wait` steps separated by `;`.
-    pub fn spawn_client(&self, script: &str) -> Client {
-        let procs = CString::new(self.path.join("cgroup.procs").to_str().unwrap()).unwrap();
-        let ns = File::open(format!("/var/run/netns/{}", self.netns.name)).unwrap();
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([self.test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CLIENT_ENV, script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        // SAFETY: the closure only calls async-signal-safe functions (open, write, close, setns)
-        // on data prepared before fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-                libc::close(fd);
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let mut child = cmd.spawn().expect("spawn client in cgroup");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Client { child, stdout }
-    }
-
-    /// Runs a client script to the end and returns its results.
+    /// Runs a client script to the end inside the cgroup and its network namespace and
+    /// returns its results as (step, outcome). `script` is a list of `tcp ADDR`,
+    /// `tcp-hold ADDR`, `again`, `udp ADDR` and `wait` steps separated by `;`; outcomes are
+    /// `peer=<addr> reply=<name>` or `err=<kind>`.
     pub fn client(&self, script: &str) -> Vec<(String, String)> {
-        let mut c = self.spawn_client(script);
-        let r = c.results(None);
-        assert!(c.child.wait().unwrap().success(), "client failed");
-        r
+        let c = client::Client::spawn(self.test, script, &self.cgroup, Some(&self.netns));
+        c.finish()
+            .iter()
+            .map(|r| {
+                let (k, v) = r.split_once(' ').unwrap_or((r, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect()
     }
 }
 
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("could not remove {}", self.path.display());
-    }
-}
-
-/// A client process in a cgroup.
-pub struct Client {
-    pub child: Child,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Client {
-    /// `RESULT key value` lines until EOF or `RESULT ready`.
-    pub fn results(&mut self, until_ready: Option<()>) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for line in (&mut self.stdout).lines() {
-            let line = line.unwrap();
-            let Some(at) = line.find("RESULT ") else {
-                continue;
-            };
-            let rest = &line[at + "RESULT ".len()..];
-            if rest == "ready" && until_ready.is_some() {
-                break;
-            }
-            let (k, v) = rest.split_once(' ').unwrap_or((rest, ""));
-            out.push((k.to_string(), v.to_string()));
-        }
-        out
-    }
-
-    pub fn go(&mut self) {
-        self.child
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(b"go\n")
-            .unwrap();
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Whether this process is a test's client (started by [`Cgroup::spawn_client`]); if so, runs
-/// the script in `BEACON_VIP_LB_CLIENT` first, printing `RESULT <step> <outcome>` lines.
-/// Outcomes: `peer=<addr> reply=<name>` or `err=<kind>`.
+/// Whether this process is a test's client (started by [`Cgroup::client`]); if so, runs its
+/// script first.
 pub fn client_asked() -> bool {
-    let Ok(script) = std::env::var(CLIENT_ENV) else {
+    let Some(script) = client::client_script() else {
         return false;
     };
     run_client(&script);
@@ -427,11 +238,7 @@ fn run_client(script: &str) {
                 }
             }
             ["udp", addr] => report("udp", udp_ask(sa(addr))),
-            ["wait"] => {
-                println!("RESULT ready");
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).unwrap();
-            }
+            ["wait"] => client::wait_for_go(),
             other => panic!("unknown client step {other:?}"),
         }
     }
@@ -439,8 +246,8 @@ fn run_client(script: &str) {
 
 fn report(step: &str, r: std::io::Result<(SocketAddr, String)>) {
     match r {
-        Ok((peer, reply)) => println!("RESULT {step} peer={peer} reply={reply}"),
-        Err(e) => println!("RESULT {step} err={:?}", e.kind()),
+        Ok((peer, reply)) => client::report(format_args!("{step} peer={peer} reply={reply}")),
+        Err(e) => client::report(format_args!("{step} err={:?}", e.kind())),
     }
 }
 

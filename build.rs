@@ -1,0 +1,6 @@
+//! Marks builds where the root-only integration tests cannot run, so they show as ignored
+//! (`beacon_test_support::privileged`).
+
+fn main() {
+    beacon_test_support::privileged::build_cfg();
+}
