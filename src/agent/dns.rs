@@ -7,7 +7,7 @@ use beacon_dns::handler::{DnsHandler, HandlerSettings};
 use beacon_dns::metrics::DnsMetrics;
 use beacon_dns::server::{DnsServer, ListenConfig};
 
-use super::AgentError;
+use super::error::AgentError;
 use crate::config::{Config, Endpoints};
 use crate::publish::Current;
 

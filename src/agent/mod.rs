@@ -11,6 +11,7 @@
 //! is leaving, then DNS, which answered until the end.
 
 pub mod dns;
+mod error;
 pub mod polling;
 pub mod setup;
 
@@ -25,41 +26,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::cluster::{Cluster, ClusterError};
-use crate::config::{Config, ConfigError};
+use crate::cluster::Cluster;
+use crate::config::Config;
 use crate::publish::{Current, Vips};
-use crate::source::ClientError;
+pub use error::AgentError;
 use setup::Pipeline;
-
-/// Why the agent could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// Occurs when a listener cannot be bound.
-    #[error("cannot listen on {addr}: {source}; is another server using it?")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Occurs when a configured address or name does not parse.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Occurs when `vip.data_plane = "on"` and the data plane cannot start (the message says
-    /// why and what to do).
-    #[error("cannot start the VIP data plane, which vip.data_plane = \"on\" requires ({0})")]
-    DataPlane(#[from] beacon_vip_lb::DataPlaneError),
-    /// Occurs when gossip cannot start.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// Occurs when the Mesos HTTP client cannot be built.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// Occurs when metrics cannot be registered (a programming error).
-    #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-}
 
 /// A running agent.
 pub struct Agent {

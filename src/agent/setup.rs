@@ -5,7 +5,7 @@ use std::sync::Arc;
 use beacon_dns::metrics::DnsMetrics;
 use prometheus::Registry;
 
-use super::AgentError;
+use super::error::AgentError;
 use super::polling::{Refresh, Source};
 use crate::cluster::Cluster;
 use crate::config::Config;

@@ -11,8 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::codec;
 use super::lag::Lag;
-use crate::publish::Origins;
-use crate::publish::origins::Fragments;
+use crate::publish::{Fragments, Origins};
 
 /// The version of every origin this node serves now; the cluster sink waits on it so that a
 /// write is answered by this node once acknowledged.

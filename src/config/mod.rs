@@ -110,8 +110,8 @@ fn clean_path(path: &Path) -> PathBuf {
 /// Why a configuration could not be loaded.
 ///
 /// Every message names the offending key (in its snake_case spelling) and value, so the user can
-/// find the line to fix. Messages are lower-case without a trailing period, to compose with
-/// `anyhow` context chains.
+/// find the line to fix. Messages are lower-case without a trailing period, so that they read
+/// well after `beacon: ` and inside other errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

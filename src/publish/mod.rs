@@ -23,7 +23,9 @@ pub mod published;
 pub mod registrations;
 pub mod vips;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use beacon_catalog::Catalog;
 
@@ -32,6 +34,9 @@ pub use origins::{MESOS_MASTER, Origins, node_origin};
 pub use published::{Current, Published, Publisher};
 pub use registrations::Registrations;
 pub use vips::Vips;
+
+/// Fragments by origin name: what the origins hold and the publisher generates from.
+pub type Fragments = BTreeMap<String, Arc<Catalog>>;
 
 /// Where a source puts its fragment.
 pub trait Sink: Send + Sync {

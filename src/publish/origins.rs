@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use beacon_catalog::Catalog;
 
-use super::{Current, PublishError, Published, Publisher, Sink, Vips};
+use super::{Current, Fragments, PublishError, Published, Publisher, Sink, Vips};
 use crate::common::lock;
 
 /// The origin of the Mesos master's state.
@@ -19,9 +19,6 @@ pub const MESOS_MASTER: &str = "mesos-master";
 pub fn node_origin(node: &str) -> String {
     format!("node/{node}")
 }
-
-/// Fragments by origin name.
-pub type Fragments = BTreeMap<String, Arc<Catalog>>;
 
 /// Every origin's fragment, and the publisher of their union.
 pub struct Origins {

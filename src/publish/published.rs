@@ -11,8 +11,7 @@ use beacon_dns::labels::LabelSpec;
 use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, generate};
 use beacon_dns::zone::{Zone, ZoneConfig, ZoneError};
 
-use super::Vips;
-use super::origins::Fragments;
+use super::{Fragments, Vips};
 use crate::common::{lock, wall_millis};
 use crate::config::Config;
 
