@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import hashlib
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,8 +46,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The write token the bench's agents take (the agents hold only its SHA-256).
+TOKEN = "bcn_cluster-bench"
+TOKENS = f"""[[api.tokens]]
+name = "bench"
+secret_sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
+frameworks = ["*"]
+backend_cidrs = ["0.0.0.0/0", "::/0"]
+max_registrations = 100000
+"""
+
+
 def http(addr, path, method="GET", body=None, timeout=5):
-    req = urllib.request.Request(f"http://{addr}{path}", data=body, method=method)
+    headers = {"Authorization": f"Bearer {TOKEN}"} if method != "GET" else {}
+    req = urllib.request.Request(f"http://{addr}{path}", data=body, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.read()
 
@@ -253,7 +266,7 @@ name = "{name}"
 listen = "127.0.0.1:{gossip[i]}"
 seeds = [{seeds}]
 tls_dir = "{tls}"
-"""))
+{TOKENS}"""))
         last = [f"svc{(i + 1) * per - 1}.marathon.mesos" for i in range(n)]
         b.wait("every node serves every node's services",
                lambda: all(answers(h, s) for h in https for s in last), 120)

@@ -32,6 +32,39 @@ pub enum Command {
     /// Make the cluster's certificates.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Make write tokens for the HTTP API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `beacon token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new token's secret (once) and the `[[api.tokens]]` stanza for the agent's file.
+    New(TokenNewArgs),
+}
+
+/// `beacon token new`: the token's name and scope.
+#[derive(Debug, Args)]
+pub struct TokenNewArgs {
+    /// The token's name (in logs, errors, and as the owner of its registrations).
+    #[arg(long)]
+    pub name: String,
+    /// A framework it may register into (repeat for more; `*` for any).
+    #[arg(long)]
+    pub framework: Vec<String>,
+    /// A network its registrations' addresses must fall in (repeat for more).
+    #[arg(long, value_name = "CIDR")]
+    pub backend_cidr: Vec<ipnet::IpNet>,
+    /// Allow named VIPs (`VIP_0=/web:80`).
+    #[arg(long)]
+    pub vips: bool,
+    /// A network its IP VIPs must fall in (also within the agent's `[vip] ip_vip_ranges`).
+    #[arg(long, value_name = "CIDR")]
+    pub ip_vip_cidr: Vec<ipnet::IpNet>,
+    /// Registrations it may hold on one node.
+    #[arg(long, default_value_t = 100)]
+    pub max_registrations: usize,
 }
 
 /// Where to find a running agent's HTTP API.
@@ -86,6 +119,10 @@ pub struct AgentArgs {
     /// A Mesos-DNS config.json, used unchanged: Beacon replaces that Mesos-DNS.
     #[arg(long, value_name = "FILE.json")]
     pub mesos_dns_config: Option<PathBuf>,
+    /// A file of `[[api.tokens]]` stanzas (as `beacon token new` prints them) to add to the
+    /// configuration's: how an agent run with `--mesos-dns-config` takes writes.
+    #[arg(long, value_name = "FILE.toml")]
+    pub tokens: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax), overriding the configuration and RUST_LOG.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,

@@ -170,6 +170,13 @@ pub struct Task {
 }
 
 impl Task {
+    /// Whether the task stands for a registration (made through Beacon's API, with its
+    /// addresses declared) rather than a Mesos task: names and VIPs a Mesos task has belong to
+    /// Mesos, and registrations may not add to them.
+    pub fn is_registration(&self) -> bool {
+        !self.ips.is_empty()
+    }
+
     /// Whether the task is running, the only state Mesos-DNS names.
     pub fn is_running(&self) -> bool {
         self.state == "TASK_RUNNING"

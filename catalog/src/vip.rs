@@ -195,12 +195,21 @@ pub enum VipProblem {
     /// Occurs when a host port's agent is unknown or its host did not resolve.
     #[error("host port on agent {0:?}, whose address is unknown")]
     NoAgentAddress(String),
-    /// Occurs when an IP VIP lies in a named-VIP pool (it is kept, and named VIPs avoid it).
+    /// Occurs when an IP VIP lies in a named-VIP pool: those addresses belong to named VIPs'
+    /// hashes, and an IP VIP there could take one over, so it is skipped.
     #[error(
-        "IP VIP {0} lies in the named-VIP ranges 11.0.0.0/8 and fd01:c::/64; \
-         use an RFC 1918 or other private address"
+        "IP VIP {0} lies in the named-VIP ranges 11.0.0.0/8 and fd01:c::/64, which belong to \
+         named VIPs; use an RFC 1918 or other private address"
     )]
     InNamedPool(IpAddr),
+    /// Occurs when an IP VIP is a loopback, unspecified or multicast address: balancing it would
+    /// capture this host's own traffic.
+    #[error("IP VIP {0} is a loopback, unspecified or multicast address; use a private address")]
+    Reserved(IpAddr),
+    /// Occurs when a registration declares a VIP that a Mesos task declares: the VIP belongs to
+    /// Mesos, and a registration cannot add backends to it.
+    #[error("VIP {0} is declared by a Mesos task; a registration cannot join it")]
+    OwnedByMesos(String),
 }
 
 /// Reads every VIP declaration of the catalog's running and killing tasks.
@@ -212,8 +221,16 @@ pub fn extract(catalog: &Catalog) -> VipTable {
         .map(|(id, pid)| (id, one_per_family(catalog.ips_of(&pid.host))))
         .collect();
     let mut out = Extraction::default();
-    for framework in &catalog.frameworks {
-        for task in &framework.tasks {
+    // Mesos tasks first: the VIPs they declare belong to Mesos, and registrations (second) may
+    // not add backends to them, on every node alike.
+    for registrations in [false, true] {
+        if registrations {
+            out.owned_by_mesos = out.vips.keys().map(|k| k.address.clone()).collect();
+        }
+        let tasks = (catalog.frameworks.iter())
+            .flat_map(|f| f.tasks.iter().map(move |t| (f, t)))
+            .filter(|(_, t)| t.is_registration() == registrations);
+        for (framework, task) in tasks {
             let weight = match task.state.as_str() {
                 "TASK_RUNNING" if task.is_unhealthy() => 0,
                 "TASK_RUNNING" => 1,
@@ -290,6 +307,8 @@ impl TaskContext<'_> {
 struct Extraction {
     vips: BTreeMap<VipKey, Vec<Backend>>,
     warnings: Vec<VipWarning>,
+    /// VIP addresses Mesos tasks declare (filled before registrations are read).
+    owned_by_mesos: BTreeSet<VipAddress>,
 }
 
 impl Extraction {
@@ -362,14 +381,24 @@ impl Extraction {
                 Some(name) => VipAddress::Named(name),
                 None => return self.warn(ctx, label, VipProblem::Name(raw)),
             },
-            Target::Ip(ip) => {
-                if in_named_pool(ip) && protocol == Protocol::Tcp {
+            Target::Ip(ip) => match fenced(ip) {
+                Some(problem) => {
                     // Once per label: the UDP twin of an empty-protocol port says nothing new.
-                    self.warn(ctx, label, VipProblem::InNamedPool(ip));
+                    if protocol == Protocol::Tcp {
+                        self.warn(ctx, label, problem);
+                    }
+                    return;
                 }
-                VipAddress::Ip(ip)
-            }
+                None => VipAddress::Ip(ip),
+            },
         };
+        if ctx.task.is_registration() && self.owned_by_mesos.contains(&address) {
+            let shown = match &address {
+                VipAddress::Named(name) => format!("/{}", name.name()),
+                VipAddress::Ip(ip) => ip.to_string(),
+            };
+            return self.warn(ctx, label, VipProblem::OwnedByMesos(shown));
+        }
         let ips = match ctx.addresses(scope) {
             Ok(ips) => ips,
             Err(problem) => return self.warn(ctx, label, problem),
@@ -405,6 +434,15 @@ impl Extraction {
             problem,
         });
     }
+}
+
+/// Why an IP VIP on `ip` is refused whatever its source, if it is.
+fn fenced(ip: IpAddr) -> Option<VipProblem> {
+    if in_named_pool(ip) {
+        return Some(VipProblem::InNamedPool(ip));
+    }
+    (ip.is_loopback() || ip.is_unspecified() || ip.is_multicast())
+        .then_some(VipProblem::Reserved(ip))
 }
 
 /// The task's own addresses: those of its latest running status's container networks (or, for a

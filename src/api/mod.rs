@@ -2,6 +2,7 @@
 //! (`/v1/nodes`, `/v1/vips`), registrations, and the operator endpoints (`/metrics`,
 //! `/healthz`, `/readyz`).
 
+mod auth;
 mod mesos_dns;
 mod nodes;
 mod ops;

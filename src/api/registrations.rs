@@ -1,16 +1,18 @@
-//! `PUT`, `DELETE` and `GET /v1/registrations`: services announced to this node.
+//! `PUT`, `DELETE` and `GET /v1/registrations`: services announced to this node. Reads are open;
+//! writes need a token and stay inside its scope (`auth`).
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use beacon_catalog::registration::{Registration, validate_id};
 use serde_json::json;
 
 use super::ApiState;
-use crate::publish::registrations::Put;
+use super::auth::{Refusal, authenticate, check_limits, check_scope};
+use crate::publish::registrations::{Put, WriteError};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/registrations", get(list)).route(
@@ -26,58 +28,92 @@ async fn list(State(state): State<ApiState>) -> Response {
 async fn get_one(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     match state.registrations.list().remove(&id) {
         Some(reg) => axum::Json(reg).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("no registration {id:?} on this node"),
-        ),
+        None => not_found(&id),
     }
 }
 
 /// Accepts a registration; the reply comes once it is published, so a DNS query sent after it
 /// sees the new names.
-async fn put(State(state): State<ApiState>, Path(id): Path<String>, body: Bytes) -> Response {
-    if let Err(e) = validate_id(&id) {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    let reg = match Registration::parse(&body) {
-        Ok(reg) => reg,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+async fn put(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let api = &state.config.api;
+    let token = match authenticate(api, &headers) {
+        Ok(token) => token,
+        Err(refusal) => return refusal.into_response(),
     };
-    let registrations = state.registrations.clone();
-    let job_id = id.clone();
-    let result = tokio::task::spawn_blocking(move || registrations.put(&job_id, reg)).await;
-    match result {
+    let reg = match parse(&id, &body) {
+        Ok(reg) => reg,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let checked = check_limits(api, &reg)
+        .and_then(|()| check_scope(token, &state.config.vip.ip_vip_ranges, &reg))
+        .and_then(|()| state.publisher.check_owners(&reg).map_err(Refusal::from));
+    if let Err(refusal) = checked {
+        return refusal.into_response();
+    }
+    let (registrations, job_id) = (state.registrations.clone(), id.clone());
+    let (name, max) = (token.name.clone(), token.max_registrations);
+    let result = tokio::task::spawn_blocking(move || registrations.put(&job_id, reg, &name, max));
+    match result.await {
         Ok(Ok(put)) => {
-            let status = if put == Put::Created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
+            let status = match put {
+                Put::Created => StatusCode::CREATED,
+                Put::Replaced => StatusCode::OK,
             };
-            (
-                status,
-                axum::Json(json!({"id": id, "node": state.registrations.node()})),
-            )
-                .into_response()
+            let body = json!({"id": id, "node": state.registrations.node()});
+            (status, axum::Json(body)).into_response()
         }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => write_error(e).into_response(),
+        Err(e) => internal(e.to_string()),
     }
 }
 
-async fn delete(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let registrations = state.registrations.clone();
-    let job_id = id.clone();
-    match tokio::task::spawn_blocking(move || registrations.delete(&job_id)).await {
+async fn delete(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = match authenticate(&state.config.api, &headers) {
+        Ok(token) => token.name.clone(),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let (registrations, job_id) = (state.registrations.clone(), id.clone());
+    match tokio::task::spawn_blocking(move || registrations.delete(&job_id, &token)).await {
         Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Ok(false)) => error(
-            StatusCode::NOT_FOUND,
-            format!("no registration {id:?} on this node"),
-        ),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Ok(false)) => not_found(&id),
+        Ok(Err(e)) => write_error(e).into_response(),
+        Err(e) => internal(e.to_string()),
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({"error": message}))).into_response()
+fn parse(id: &str, body: &[u8]) -> Result<Registration, Refusal> {
+    let bad =
+        |e: &dyn std::fmt::Display| Refusal::new(StatusCode::BAD_REQUEST, "body", e.to_string());
+    validate_id(id).map_err(|e| bad(&e))?;
+    Registration::parse(body).map_err(|e| bad(&e))
+}
+
+fn write_error(error: WriteError) -> Refusal {
+    let message = error.to_string();
+    match error {
+        WriteError::NotOwner { .. } => Refusal::new(StatusCode::FORBIDDEN, "owner", message),
+        WriteError::Quota { .. } => {
+            Refusal::new(StatusCode::FORBIDDEN, "max_registrations", message)
+        }
+        WriteError::Publish(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "publish", message),
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    let message = format!("no registration {id:?} on this node");
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": message}))).into_response()
+}
+
+fn internal(message: String) -> Response {
+    let body = json!({"error": message, "rule": "internal"});
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }

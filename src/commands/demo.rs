@@ -38,6 +38,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
             .into_bytes(),
     );
 
+    let token = demo_token();
     let mut agents = Vec::new();
     // The agents form a cluster: certificates from a throw-away CA, gossip on loopback, every
     // node joining through the first.
@@ -49,6 +50,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
         crate::commands::tls::issue_node(&tls_dir, &name, 1)?;
         let mut config = demo_config(master.addr());
         config.node.name = name.clone();
+        config.api.tokens = vec![token.settings.clone()];
         config.cluster.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         config.cluster.tls_dir = tls_dir.clone();
         config.cluster.seeds = seed.iter().cloned().collect();
@@ -64,7 +66,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
         agents.push(agent);
     }
     wait_ready(&agents).await;
-    print_summary(args, &agents, &backend_ports);
+    print_summary(args, &agents, &backend_ports, &token.secret);
 
     shutdown_signal().await;
     for agent in agents {
@@ -101,10 +103,25 @@ async fn wait_ready(agents: &[Agent]) {
     tracing::warn!("not every agent loaded the demo catalog within 5 s");
 }
 
-fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16]) {
+/// The demo's write token: framework `demo`, backends on loopback or in 10.0.0.0/8, named VIPs.
+fn demo_token() -> crate::commands::token::Minted {
+    crate::commands::token::mint(&crate::cli::TokenNewArgs {
+        name: "demo".into(),
+        framework: vec!["demo".into()],
+        backend_cidr: ["127.0.0.0/8", "10.0.0.0/8"]
+            .map(|c| c.parse().expect("a CIDR"))
+            .to_vec(),
+        vips: true,
+        ip_vip_cidr: Vec::new(),
+        max_registrations: 100,
+    })
+}
+
+fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16], token: &str) {
     let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     let vip_on = agents.first().is_some_and(|a| a.vip_data_plane);
     if args.json {
+        println!("{}", json!({"token": token}));
         for (i, agent) in agents.iter().enumerate() {
             println!(
                 "{}",
@@ -138,7 +155,7 @@ fn print_summary(args: &DemoArgs, agents: &[Agent], backend_ports: &[u16]) {
     println!("  {dig} _http._search._tcp.marathon.mesos SRV");
     println!("  {dig} leader.mesos A");
     println!(
-        "  curl -s -X PUT http://{http}/v1/registrations/hello -d '{{\"name\":\"hello\",\"framework\":\"demo\",\"ips\":[\"127.0.0.1\"]}}'"
+        "  curl -s -X PUT http://{http}/v1/registrations/hello -H 'Authorization: Bearer {token}' -d '{{\"name\":\"hello\",\"framework\":\"demo\",\"ips\":[\"127.0.0.1\"]}}'"
     );
     if let Some(last) = agents.last().and_then(|a| a.dns_addr) {
         println!(

@@ -4,9 +4,10 @@ pub mod demo;
 pub mod fake_master;
 pub mod operator;
 pub mod tls;
+pub mod token;
 
 use crate::agent::Agent;
-use crate::cli::{AgentArgs, Cli, Command, TlsCommand};
+use crate::cli::{AgentArgs, Cli, Command, TlsCommand, TokenCommand};
 use crate::common::{BoxError, shutdown_signal};
 use crate::config::Config;
 
@@ -24,6 +25,10 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("created the cluster CA: {}", cert.display());
             Ok(())
         }
+        Command::Token(TokenCommand::New(args)) => {
+            token::run(&args);
+            Ok(())
+        }
         Command::Tls(TlsCommand::Node { name, args }) => {
             let cert = tls::issue_node(&args.dir, &name, args.days)?;
             println!("issued {}", cert.display());
@@ -34,13 +39,16 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
 
 /// Loads the configuration an `agent` command names.
 pub fn load_config(args: &AgentArgs) -> Result<Config, BoxError> {
-    let config = match (&args.config, &args.mesos_dns_config) {
+    let mut config = match (&args.config, &args.mesos_dns_config) {
         (Some(toml), _) => Config::from_toml_file(toml)?,
         (None, Some(json)) => Config::from_mesos_dns_json_file(json)?,
         (None, None) => {
             return Err("give --config FILE.toml or --mesos-dns-config FILE.json".into());
         }
     };
+    if let Some(tokens) = &args.tokens {
+        config.api.add_tokens_file(tokens)?;
+    }
     Ok(config)
 }
 

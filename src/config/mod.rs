@@ -12,11 +12,13 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+pub mod api;
 pub mod endpoints;
 pub mod mesos_dns;
 pub mod native;
 pub mod values;
 
+pub use api::{ApiSettings, TokenSettings};
 pub use endpoints::Endpoints;
 pub use mesos_dns::{MesosCredentials, MesosDnsConfig};
 pub use native::{

@@ -3,7 +3,7 @@
 //! It holds every Mesos-DNS setting in `[mesos_dns]`, under the snake_case names of
 //! [`MesosDnsConfig`], with the same defaults and the same validation as `config.json` (both
 //! formats go through [`MesosDnsConfig::validate`]). Beacon's additions live in `[dns]`,
-//! `[mesos_agent]`, `[node]`, `[cluster]` and `[log]`. Unlike `config.json`, unknown keys are
+//! `[mesos_agent]`, `[node]`, `[cluster]`, `[vip]`, `[api]` and `[log]`. Unlike `config.json`, unknown keys are
 //! errors: a typo in a file written for Beacon should not be silently ignored. Every key is
 //! optional, except that a node needs somewhere to get tasks from: `masters`, a `[mesos_agent]`
 //! address, or a `[cluster]` to join (whose registrations it serves).
@@ -85,6 +85,16 @@
 //! xdp_interfaces = []             # interfaces whose arriving packets XDP balances (e.g. "veth-c1")
 //! xdp_mode = "auto"               # "auto", "native" or "generic"
 //! reconcile_secs = 30             # full repair of the BPF maps against the catalog (> 0)
+//! ip_vip_ranges = []              # CIDRs registrations may put IP VIPs in; empty: none (same on every node)
+//!
+//! [api]                           # writes (registration PUT and DELETE) need a token; reads are open
+//! tokens = []                     # [[api.tokens]] tables, as `beacon token new` prints them:
+//!                                 #   name, secret_sha256, frameworks, backend_cidrs, named_vips,
+//!                                 #   ip_vip_cidrs, max_registrations; none: no writes at all
+//! max_addresses = 64              # addresses one registration may list
+//! max_ports = 32                  # ports one registration may list
+//! max_labels = 16                 # labels one port may carry
+//! max_body_bytes = 65536          # largest registration body
 //!
 //! [log]
 //! filter = "info"                 # tracing EnvFilter directive
@@ -96,6 +106,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::api::ApiSettings;
 use super::values::{DataPlaneMode, Seed, XdpMode, optional_addr, seconds};
 use super::{ConfigError, MesosDnsConfig};
 
@@ -115,6 +126,8 @@ pub struct NativeConfig {
     pub cluster: ClusterSettings,
     /// `[vip]`: the VIP data plane.
     pub vip: VipSettings,
+    /// `[api]`: write tokens and registration limits.
+    pub api: ApiSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
 }
@@ -179,6 +192,9 @@ pub struct VipSettings {
     /// Time between full reconciles of the BPF maps (`reconcile_secs` in the file).
     #[serde(rename = "reconcile_secs", deserialize_with = "seconds")]
     pub reconcile: Duration,
+    /// Where registrations may declare IP VIPs (their token must allow it too); empty: nowhere.
+    /// Set the same on every node: each node applies it to every node's registrations.
+    pub ip_vip_ranges: Vec<ipnet::IpNet>,
 }
 
 impl Default for VipSettings {
@@ -189,6 +205,7 @@ impl Default for VipSettings {
             xdp_interfaces: Vec::new(),
             xdp_mode: XdpMode::Auto,
             reconcile: Duration::from_secs(30),
+            ip_vip_ranges: Vec::new(),
         }
     }
 }
@@ -389,6 +406,7 @@ impl NativeConfig {
         config.mesos_agent.validate()?;
         config.node.validate()?;
         config.vip.validate()?;
+        config.api.validate()?;
         Ok(config)
     }
 
@@ -403,7 +421,8 @@ impl NativeConfig {
         self.dns.validate()?;
         self.mesos_agent.validate()?;
         self.node.validate()?;
-        self.vip.validate()
+        self.vip.validate()?;
+        self.api.validate()
     }
 }
 

@@ -19,6 +19,7 @@
 
 pub mod node_origin;
 pub mod origins;
+pub mod owners;
 pub mod published;
 pub mod registrations;
 pub mod vips;

@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 use beacon_catalog::Catalog;
+use beacon_catalog::registration::Registration;
 use beacon_dns::handler::SharedZone;
 use beacon_dns::labels::LabelSpec;
 use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, generate};
 use beacon_dns::zone::{Zone, ZoneConfig, ZoneError};
 
+use super::owners::{Conflict, Generated, Owners};
 use super::{Fragments, Vips};
 use crate::common::{lock, wall_millis};
 use crate::config::Config;
@@ -21,7 +23,7 @@ pub struct Published {
     /// The catalog it was built from.
     pub catalog: Catalog,
     /// The Mesos-DNS records.
-    pub records: RecordSet,
+    pub records: Arc<RecordSet>,
     /// SOA serial: the unix time of the refresh, as Mesos-DNS sets it.
     pub serial: u32,
 }
@@ -49,7 +51,7 @@ pub struct Publisher {
     zone: ZoneConfig,
     vips: Arc<Vips>,
     /// Each source's records, with the fragment they were generated from.
-    by_origin: Arc<Mutex<BTreeMap<String, Generated>>>,
+    by_origin: Arc<Mutex<ByOrigin>>,
 }
 
 impl Publisher {
@@ -155,36 +157,65 @@ impl Publisher {
 }
 
 impl Publisher {
-    /// The records of `catalog`, the union of `fragments`. With one source they are generated
-    /// from it directly (a Mesos-DNS replacement's records, in Mesos-DNS's order). With several,
-    /// each source's records are kept and only the sources that changed are generated again:
-    /// in a cluster one change would otherwise regenerate every node's tasks on every node.
-    /// Records are sets per name, so the union is what generating the merged catalog gives, in
-    /// another order.
-    fn records(&self, fragments: &Fragments, catalog: &Catalog) -> RecordSet {
-        let mut cache = lock(&self.by_origin);
+    /// The records of `catalog`, the union of `fragments`, with names owned as [`owners`]
+    /// says. With one source of Mesos tasks alone they are generated from it directly (a
+    /// Mesos-DNS replacement's records, in Mesos-DNS's order). Otherwise each origin's records
+    /// are kept, its Mesos tasks' and its registrations' apart, and only the origins that
+    /// changed are generated again: in a cluster one change would otherwise regenerate every
+    /// node's tasks on every node. Records are sets per name, so the union is what generating
+    /// the merged catalog gives, in another order, less what registrations may not add.
+    fn records(&self, fragments: &Fragments, catalog: &Catalog) -> Arc<RecordSet> {
+        let mut state = lock(&self.by_origin);
         let sources: Vec<_> = fragments.iter().filter(|(_, f)| !is_empty(f)).collect();
-        if sources.len() <= 1 {
-            cache.clear();
-            return generate(catalog, &self.generator);
+        if let [(origin, fragment)] = sources[..]
+            && !has_registrations(fragment)
+        {
+            let records = Arc::new(generate(catalog, &self.generator));
+            state.generated.clear();
+            state.owners = Arc::new(Owners::single(origin, records.clone(), catalog));
+            return records;
         }
         let mut kept = BTreeMap::new();
-        let mut all = RecordSet::default();
         for (origin, fragment) in sources {
-            let records = match cache.remove(origin) {
-                Some((from, records)) if Arc::ptr_eq(&from, fragment) => records,
-                _ => Arc::new(generate(fragment, &self.generator)),
+            let generated = match state.generated.remove(origin) {
+                Some(g) if Arc::ptr_eq(&g.from, fragment) => g,
+                _ => Generated::new(fragment.clone(), &self.generator),
             };
-            all.union(&records);
-            kept.insert(origin.clone(), (fragment.clone(), records));
+            kept.insert(origin.clone(), generated);
         }
-        *cache = kept;
-        all
+        if !state.owners.same_as(&kept) {
+            state.owners = Arc::new(Owners::new(&kept));
+        }
+        let mut all = RecordSet::default();
+        for generated in kept.values() {
+            all.union(&generated.mesos);
+        }
+        for generated in kept.values() {
+            state.owners.add_unowned(&mut all, &generated.registered);
+        }
+        state.generated = kept;
+        Arc::new(all)
+    }
+
+    /// Refuses a registration that would add to a name or VIP a Mesos source owns (the rule in
+    /// [`owners`]), naming the owner.
+    pub fn check_owners(&self, reg: &Registration) -> Result<(), Conflict> {
+        let owners = lock(&self.by_origin).owners.clone();
+        owners.check(reg, &self.generator)
     }
 }
 
-/// A fragment and the records generated from it.
-type Generated = (Arc<Catalog>, Arc<RecordSet>);
+/// Each origin's records, and who owns what across them.
+#[derive(Debug, Default)]
+struct ByOrigin {
+    generated: BTreeMap<String, Generated>,
+    owners: Arc<Owners>,
+}
+
+/// Whether a fragment holds registrations.
+fn has_registrations(fragment: &Catalog) -> bool {
+    (fragment.frameworks.iter()).any(|f| f.tasks.iter().any(|t| t.is_registration()))
+}
 
 /// Whether a fragment holds nothing to generate records from (a node with no registrations and
 /// no agent tasks yet).
@@ -253,5 +284,49 @@ mod tests {
             assert_eq!(flat(&parts), flat(&whole));
             assert!(flat(&parts).contains(&format!("web.shop.mesos. A {ip}")));
         }
+    }
+
+    /// The attack: a node (misconfigured, compromised, or through its API) publishes a
+    /// registration under a name the Mesos master serves, to take a share of its clients.
+    /// Every node drops those records when it builds its zone; the API refuses it up front.
+    #[test]
+    fn registrations_never_add_to_names_mesos_serves() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let body = br#"{"name": "nginx", "framework": "marathon", "ips": ["10.66.0.1"]}"#;
+        let evil = Registration::parse(body).unwrap();
+        let regs = BTreeMap::from([("evil".to_string(), evil.clone())]);
+        let body = br#"{"name": "own", "framework": "marathon", "ips": ["10.66.0.2"]}"#;
+        let own = Registration::parse(body).unwrap();
+        let regs_own = BTreeMap::from([("own".to_string(), own.clone())]);
+        let fragments = BTreeMap::from([
+            ("mesos-master".to_string(), master.clone()),
+            ("node/n1".to_string(), Arc::new(fragment("n1", &regs))),
+            ("node/n2".to_string(), Arc::new(fragment("n2", &regs_own))),
+        ]);
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+        let records = flat(&publisher.records(&fragments, &merged));
+        assert!(
+            records
+                .iter()
+                .any(|r| r.starts_with("nginx.marathon.mesos. A "))
+        );
+        // Only names of its own are left to it (the task's canonical name, unique to it).
+        let taken = |r: &&String| r.contains("10.66.0.1") || r.contains("-n1.marathon.mesos.\"");
+        let mesos_names = ["nginx.marathon.mesos.", "_nginx._tcp.marathon.mesos."];
+        assert!(
+            !(records.iter().filter(taken)).any(|r| mesos_names.iter().any(|n| r.starts_with(n))),
+            "{records:?}"
+        );
+        assert!(!records.contains("nginx.marathon.mesos. A 10.66.0.1"));
+        assert!(records.contains("own.marathon.mesos. A 10.66.0.2"));
+        let conflict = publisher.check_owners(&evil).unwrap_err();
+        assert_eq!(conflict.owner, "mesos-master");
+        assert!(
+            conflict.to_string().contains("nginx.marathon.mesos."),
+            "{conflict}"
+        );
+        assert!(publisher.check_owners(&own).is_ok());
     }
 }

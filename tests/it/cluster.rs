@@ -61,9 +61,10 @@ fn start_node(
         "[mesos_dns]\nmasters = [{masters}]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
          refresh_seconds = 60\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
          [node]\nname = \"{name}\"\nstate_dir = \"{}\"\n\
-         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n[vip]\ndata_plane = \"off\"\n{agent}",
+         [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n[vip]\ndata_plane = \"off\"\n{agent}{}",
         dir.path(&format!("state-{name}")).display(),
-        dir.path(sources.tls_dir).display()
+        dir.path(sources.tls_dir).display(),
+        test_tokens()
     );
     let path = dir.path(&format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
@@ -141,7 +142,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     assert!(metrics.contains("beacon_gossip_datagrams_total{direction=\"in\"}"));
 
     let body = json!({"name": "web", "framework": "shop", "ips": ["10.9.0.7"], "ports": [{"number": 8080, "protocol": "tcp"}]});
-    let put = http_request(
+    let put = http_write(
         nodes[1].http,
         "PUT",
         "/v1/registrations/web-1",
@@ -173,7 +174,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
         .and_then(|v| v.parse::<u64>().ok());
     assert!(lagged.is_some_and(|n| n >= 1), "{metrics}");
     reads_its_own_writes(&nodes[2]);
-    let deleted = http_request(nodes[1].http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
+    let deleted = http_write(nodes[1].http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
     assert_eq!(deleted.status, 204);
     for node in &nodes {
         wait_until("the registration gone from every node", || {
@@ -212,7 +213,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     let mut nodes = nodes;
     let body = json!({"name": "api", "framework": "shop", "ips": ["10.9.0.8"],
         "ports": [{"number": 8080, "protocol": "tcp", "labels": {"VIP_0": "/api:80"}}]});
-    let put = http_request(
+    let put = http_write(
         nodes[4].http,
         "PUT",
         "/v1/registrations/api-1",
@@ -269,7 +270,7 @@ fn reads_its_own_writes(node: &Node) {
         let ip = format!("10.9.1.{i}");
         let body = json!({"name": "ryw", "framework": "shop", "ips": [ip]});
         let path = "/v1/registrations/ryw-1";
-        let put = http_request(node.http, "PUT", path, body.to_string().as_bytes()).unwrap();
+        let put = http_write(node.http, "PUT", path, body.to_string().as_bytes()).unwrap();
         assert!(put.status == 201 || put.status == 200, "{}", put.text());
         let answers: Vec<String> = (query(node.dns, name, RecordType::A, Ask::UDP).answers)
             .iter()
@@ -277,7 +278,7 @@ fn reads_its_own_writes(node: &Node) {
             .collect();
         assert_eq!(answers, [format!("{name} 60 A {ip}")], "write {i}");
     }
-    let deleted = http_request(node.http, "DELETE", "/v1/registrations/ryw-1", b"").unwrap();
+    let deleted = http_write(node.http, "DELETE", "/v1/registrations/ryw-1", b"").unwrap();
     assert_eq!(deleted.status, 204);
     let r = query(node.dns, name, RecordType::A, Ask::UDP);
     assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
@@ -353,7 +354,7 @@ fn refuses_another_cas_node(dir: &TempDir, nodes: &[Node], seed_port: u16) {
     };
     let rogue = start_node(dir, "n2", sources, free_port(), Some(("n1", seed_port)));
     let body = json!({"name": "evil", "framework": "shop", "ips": ["10.66.0.1"]});
-    let put = http_request(
+    let put = http_write(
         rogue.http,
         "PUT",
         "/v1/registrations/evil",

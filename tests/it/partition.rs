@@ -39,8 +39,9 @@ fn start(
         "[mesos_dns]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
          external_on = false\n\
          [node]\nname = \"{name}\"\n\
-         [cluster]\nlisten = \"{gossip}\"\nseeds = [\"a1@{seed}\"]\ntls_dir = \"{}\"\nwithdraw_after_secs = 120\n[vip]\ndata_plane = \"off\"\n",
-        dir.path("tls").display()
+         [cluster]\nlisten = \"{gossip}\"\nseeds = [\"a1@{seed}\"]\ntls_dir = \"{}\"\nwithdraw_after_secs = 120\n[vip]\ndata_plane = \"off\"\n{}",
+        dir.path("tls").display(),
+        test_tokens()
     );
     let path = dir.path(&format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
@@ -89,7 +90,7 @@ fn up(sides: &[Netns; 2], node: &Node) -> Vec<String> {
 fn register(sides: &[Netns; 2], node: &Node, id: &str, ip: &str) {
     let body = json!({"name": id, "framework": "shop", "ips": [ip]}).to_string();
     let path = format!("/v1/registrations/{id}");
-    let reply = sides[node.side].run(|| http_request(node.http, "PUT", &path, body.as_bytes()));
+    let reply = sides[node.side].run(|| http_write(node.http, "PUT", &path, body.as_bytes()));
     assert!(
         [200, 201].contains(&reply.unwrap().status),
         "PUT {id} on {}",
@@ -99,7 +100,7 @@ fn register(sides: &[Netns; 2], node: &Node, id: &str, ip: &str) {
 
 fn delete(sides: &[Netns; 2], node: &Node, id: &str) {
     let path = format!("/v1/registrations/{id}");
-    let reply = sides[node.side].run(|| http_request(node.http, "DELETE", &path, b""));
+    let reply = sides[node.side].run(|| http_write(node.http, "DELETE", &path, b""));
     assert_eq!(reply.unwrap().status, 204, "DELETE {id} on {}", node.name);
 }
 

@@ -18,7 +18,7 @@ fn start() -> (TempDir, FakeMaster, Agent) {
 }
 
 fn put(agent: &Agent, id: &str, body: &serde_json::Value) -> HttpReply {
-    http_request(
+    http_write(
         agent.http,
         "PUT",
         &format!("/v1/registrations/{id}"),
@@ -79,12 +79,12 @@ fn registered_services_are_answered_and_deleted() {
     let list = http_get(agent.http, "/v1/registrations").unwrap().json();
     assert_eq!(list["web-1"]["name"], "web");
 
-    let deleted = http_request(agent.http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
+    let deleted = http_write(agent.http, "DELETE", "/v1/registrations/web-1", b"").unwrap();
     assert_eq!(deleted.status, 204);
     let gone = query(agent.dns, "web.shop.mesos.", RecordType::A, Ask::UDP);
     assert_eq!(gone.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(
-        http_request(agent.http, "DELETE", "/v1/registrations/web-1", b"")
+        http_write(agent.http, "DELETE", "/v1/registrations/web-1", b"")
             .unwrap()
             .status,
         404
@@ -125,7 +125,7 @@ fn bad_registrations_get_400_with_the_reason() {
         );
         assert!(reply.text().contains(needle), "{}", reply.text());
     }
-    let garbage = http_request(agent.http, "PUT", "/v1/registrations/x", b"\x00\xff{").unwrap();
+    let garbage = http_write(agent.http, "PUT", "/v1/registrations/x", b"\x00\xff{").unwrap();
     assert_eq!(garbage.status, 400);
     assert_eq!(
         http_get(agent.http, "/v1/registrations").unwrap().json(),

@@ -124,6 +124,23 @@ impl FakeMaster {
     }
 }
 
+/// The secret of the token every test agent takes (see [`test_tokens`]).
+pub(crate) const TEST_SECRET: &str = "bcn_integration-tests";
+
+/// `[[api.tokens]]` stanzas: `tests`, holding [`TEST_SECRET`], may write anything anywhere.
+pub(crate) fn test_tokens() -> String {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(TEST_SECRET.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "[[api.tokens]]\nname = \"tests\"\nsecret_sha256 = \"{digest}\"\nframeworks = [\"*\"]\n\
+         backend_cidrs = [\"0.0.0.0/0\", \"::/0\"]\nnamed_vips = true\nip_vip_cidrs = [\"0.0.0.0/0\", \"::/0\"]\n\
+         max_registrations = 1000\n"
+    )
+}
+
 /// A running `beacon agent --mesos-dns-config`.
 pub(crate) struct Agent {
     pub dns: SocketAddr,
@@ -158,9 +175,13 @@ impl Agent {
         config["httpport"] = http_port.into();
         let path = dir.path("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
+        let tokens = dir.path("tokens.toml");
+        std::fs::write(&tokens, test_tokens()).unwrap();
         let child = beacon()
             .args(["agent", "--mesos-dns-config"])
             .arg(&path)
+            .arg("--tokens")
+            .arg(&tokens)
             .spawn()
             .unwrap();
         let agent = Self {
@@ -221,11 +242,33 @@ pub(crate) fn http_request(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<HttpReply> {
+    http_request_with(addr, method, path, "", body)
+}
+
+/// [`http_request`] with the test token ([`TEST_SECRET`]): what a write needs.
+pub(crate) fn http_write(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<HttpReply> {
+    let auth = format!("Authorization: Bearer {TEST_SECRET}\r\n");
+    http_request_with(addr, method, path, &auth, body)
+}
+
+/// An HTTP/1.1 request with `headers` (each line ending in CRLF) added.
+pub(crate) fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> std::io::Result<HttpReply> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;

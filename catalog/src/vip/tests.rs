@@ -128,7 +128,7 @@ fn port_label_forms() {
             port(
                 8081,
                 "UDP",
-                &[("VIP_0", "fd01:c::1:53"), ("VIPfoo", "[fd02::2]:54")]
+                &[("VIP_0", "fd02::1:53"), ("VIPfoo", "[fd02::2]:54")]
             ),
             port(8082, "", &[("VIP_0", "both:7")]),
         ]),
@@ -142,7 +142,7 @@ fn port_label_forms() {
         key(Protocol::Tcp, named("/web", "marathon"), 80),
         key(Protocol::Tcp, VipAddress::Ip(ip("1.2.3.4")), 5000),
         key(Protocol::Udp, named("both", "marathon"), 7),
-        key(Protocol::Udp, VipAddress::Ip(ip("fd01:c::1")), 53),
+        key(Protocol::Udp, VipAddress::Ip(ip("fd02::1")), 53),
         key(Protocol::Udp, VipAddress::Ip(ip("fd02::2")), 54),
     ];
     assert_eq!(keys, want.iter().collect::<Vec<_>>());
@@ -240,8 +240,9 @@ fn bad_labels_are_skipped_and_reported() {
             &VipProblem::MissingPort,
         ]
     );
-    // The IP VIP in the named pool is kept; the good label is unaffected.
-    assert_eq!(table.vips.len(), 2, "{:?}", table.vips.keys());
+    // The IP VIP in the named pool is skipped (it could take a named VIP's address over); the
+    // good label is unaffected.
+    assert_eq!(table.vips.len(), 1, "{:?}", table.vips.keys());
     let message = table.warnings[13].to_string();
     assert!(
         message.contains("\"bad\"") && message.contains("VIP_PORT7") && message.contains("2 ports"),
@@ -334,6 +335,69 @@ fn registrations_use_their_addresses_and_node() {
             node: "n2".into(),
             agent_ip: None,
         }]
+    );
+}
+
+/// The attack: a registration joins a Mesos task's named VIP (and its IP VIP, on another port)
+/// to get a share of its connections. Mesos tasks own the VIPs they declare.
+#[test]
+fn registrations_cannot_join_vips_that_mesos_tasks_declare() {
+    let mut mesos = catalog(vec![task(
+        "t1",
+        json!([port(
+            8080,
+            "tcp",
+            &[("VIP_0", "/web:80"), ("VIP_1", "10.7.0.1:80")]
+        )]),
+        &[],
+    )]);
+    let reg = Registration::parse(
+        br#"{"name": "evil", "framework": "marathon", "ips": ["10.66.0.1"],
+            "ports": [{"number": 8080, "protocol": "tcp",
+                       "labels": {"VIP_0": "/web:80", "VIP_1": "10.7.0.1:443", "VIP_2": "/own:80"}}]}"#,
+    )
+    .unwrap();
+    let regs = [("evil".to_string(), reg)].into_iter().collect();
+    mesos.frameworks.extend(fragment("n9", &regs).frameworks);
+    let table = extract(&mesos);
+    let web = &table.vips[&key(Protocol::Tcp, named("web", "marathon"), 80)];
+    assert!(web.iter().all(|b| b.node != "n9"), "{web:?}");
+    assert!(
+        !table.vips.keys().any(|k| k.port == 443),
+        "{:?}",
+        table.vips.keys()
+    );
+    let own = &table.vips[&key(Protocol::Tcp, named("own", "marathon"), 80)];
+    assert_eq!(own[0].node, "n9", "a VIP of its own is fine");
+    let owned: Vec<_> = (table.warnings.iter())
+        .filter(|w| matches!(w.problem, VipProblem::OwnedByMesos(_)))
+        .collect();
+    assert_eq!(owned.len(), 2, "{:?}", table.warnings);
+}
+
+/// IP VIPs that would capture this host's own traffic are skipped, from any source.
+#[test]
+fn loopback_and_unspecified_ip_vips_are_skipped() {
+    let c = catalog(vec![task(
+        "t1",
+        json!([port(
+            8080,
+            "tcp",
+            &[
+                ("VIP_0", "127.0.0.1:80"),
+                ("VIP_1", "[::1]:80"),
+                ("VIP_2", "0.0.0.0:80")
+            ]
+        )]),
+        &[],
+    )]);
+    let table = extract(&c);
+    assert!(table.vips.is_empty(), "{:?}", table.vips.keys());
+    assert!(
+        table
+            .warnings
+            .iter()
+            .all(|w| matches!(w.problem, VipProblem::Reserved(_)))
     );
 }
 
