@@ -98,6 +98,10 @@ pub struct VipTable {
     pub vips: BTreeMap<VipKey, Vec<Backend>>,
     /// One entry per skipped label or backend, in catalog order.
     pub warnings: Vec<VipWarning>,
+    /// The VIPs registrations declare (none of them a Mesos task's), each with the node whose
+    /// registrations declare it: they come after Mesos VIPs when the kernel's tables are full.
+    #[serde(default)]
+    pub registered: BTreeMap<VipKey, String>,
 }
 
 impl VipTable {
@@ -210,6 +214,17 @@ pub enum VipProblem {
     /// Mesos, and a registration cannot add backends to it.
     #[error("VIP {0} is declared by a Mesos task; a registration cannot join it")]
     OwnedByMesos(String),
+    /// Occurs when an IP VIP is an address of the cluster's own infrastructure (a member, a
+    /// Mesos master or agent, a DNS upstream, or the host): balancing it would capture that
+    /// traffic, the agent's own included.
+    #[error(
+        "IP VIP {0} is an address of the cluster's own infrastructure (a member, a Mesos master \
+         or agent, a DNS upstream, or this host); use a dedicated address"
+    )]
+    Fenced(IpAddr),
+    /// Occurs when one node's registrations declare more VIPs than `[vip] max_registered_vips`.
+    #[error("node {0}'s registrations declare more than {1} VIPs ([vip] max_registered_vips)")]
+    OverQuota(String, usize),
 }
 
 /// Reads every VIP declaration of the catalog's running and killing tasks.
@@ -253,9 +268,12 @@ pub fn extract(catalog: &Catalog) -> VipTable {
         backends.dedup();
         !backends.is_empty()
     });
+    let mut registered = out.registered;
+    registered.retain(|key, _| vips.contains_key(key));
     VipTable {
         vips,
         warnings: out.warnings,
+        registered,
     }
 }
 
@@ -309,6 +327,7 @@ struct Extraction {
     warnings: Vec<VipWarning>,
     /// VIP addresses Mesos tasks declare (filled before registrations are read).
     owned_by_mesos: BTreeSet<VipAddress>,
+    registered: BTreeMap<VipKey, String>,
 }
 
 impl Extraction {
@@ -423,6 +442,10 @@ impl Extraction {
             address,
             port: vip_port,
         };
+        if ctx.task.is_registration() {
+            let node = ctx.task.agent_id.clone();
+            self.registered.entry(key.clone()).or_insert(node);
+        }
         self.vips.entry(key).or_default().extend(backends);
     }
 

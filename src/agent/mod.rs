@@ -61,7 +61,7 @@ impl Agent {
         let endpoints = config.endpoints()?;
         let registry = Registry::new();
         let dns_metrics = DnsMetrics::new(&registry)?;
-        let mut pipeline = Pipeline::build(&config, &registry).await?;
+        let mut pipeline = Pipeline::build(&config, &endpoints, &registry).await?;
         let pollers = pipeline.pollers(&config, &registry, &dns_metrics)?;
         let dns = match endpoints.dns {
             Some(addr) => Some(dns::start(

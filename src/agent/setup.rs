@@ -8,8 +8,9 @@ use prometheus::Registry;
 use super::error::AgentError;
 use super::polling::{Refresh, Source};
 use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::config::{Config, Endpoints};
 use crate::metrics::SourceMetrics;
+use crate::publish::fence::Fence;
 use crate::publish::published::ns_addresses;
 use crate::publish::{
     Current, MESOS_MASTER, NodeOrigin, Origins, Publisher, Registrations, Sink, Vips,
@@ -38,9 +39,13 @@ pub struct Pipeline {
 impl Pipeline {
     /// Builds the pipeline for `config`: starts the VIP data plane and, in a cluster, gossip;
     /// then restores the registrations a previous run saved.
-    pub async fn build(config: &Config, registry: &Registry) -> Result<Self, AgentError> {
+    pub async fn build(
+        config: &Config,
+        endpoints: &Endpoints,
+        registry: &Registry,
+    ) -> Result<Self, AgentError> {
         let current = Current::default();
-        let vips = Arc::new(Vips::start(&config.vip)?);
+        let vips = Arc::new(Vips::start(&config.vip, Fence::new(config, endpoints))?);
         let ns_ips = ns_addresses(&config.mesos_dns.listener);
         let publisher = Publisher::new(config, ns_ips, vips.clone());
         let required = match config.mesos_dns.masters.is_empty() {

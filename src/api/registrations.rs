@@ -13,6 +13,7 @@ use serde_json::json;
 use super::ApiState;
 use super::auth::{Refusal, authenticate, check_limits, check_scope};
 use crate::publish::registrations::{Put, WriteError};
+use crate::publish::vips::VipRefusal;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/registrations", get(list)).route(
@@ -51,7 +52,8 @@ async fn put(
     };
     let checked = check_limits(api, &reg)
         .and_then(|()| check_scope(token, &state.config.vip.ip_vip_ranges, &reg))
-        .and_then(|()| state.publisher.check_owners(&reg).map_err(Refusal::from));
+        .and_then(|()| state.publisher.check_owners(&reg).map_err(Refusal::from))
+        .and_then(|()| check_vips(&state, &reg));
     if let Err(refusal) = checked {
         return refusal.into_response();
     }
@@ -95,6 +97,20 @@ fn parse(id: &str, body: &[u8]) -> Result<Registration, Refusal> {
         |e: &dyn std::fmt::Display| Refusal::new(StatusCode::BAD_REQUEST, "body", e.to_string());
     validate_id(id).map_err(|e| bad(&e))?;
     Registration::parse(body).map_err(|e| bad(&e))
+}
+
+/// The node-level VIP rules: fenced addresses, the node's quota of registered VIPs.
+fn check_vips(state: &ApiState, reg: &Registration) -> Result<(), Refusal> {
+    let node = state.registrations.node();
+    let refusal = match state.publisher.vips().check_registration(node, reg) {
+        Ok(()) => return Ok(()),
+        Err(refusal) => refusal,
+    };
+    Err(match refusal {
+        VipRefusal::Label(m) => Refusal::new(StatusCode::BAD_REQUEST, "vip_label", m),
+        VipRefusal::Fenced(m) => Refusal::new(StatusCode::FORBIDDEN, "vip_fence", m),
+        VipRefusal::Quota(m) => Refusal::new(StatusCode::FORBIDDEN, "vip_quota", m),
+    })
 }
 
 fn write_error(error: WriteError) -> Refusal {

@@ -36,6 +36,7 @@ pub async fn run(
             Event::OriginChanged(_) | Event::OriginWithdrawn(_) => {}
             Event::MemberUp(id) => {
                 tracing::info!(member = %id.name(), "member up");
+                origins.vips().member_address(id.name(), id.addr().ip());
                 reachable(&origins, &id, true).await;
                 continue;
             }

@@ -84,7 +84,7 @@ mod tests {
         );
         let config =
             crate::config::Config::from_toml(&text, std::path::Path::new("/x.toml")).unwrap();
-        assert_eq!(config.api.tokens, [minted.settings.clone()]);
+        assert_eq!(config.api.tokens, std::slice::from_ref(&minted.settings));
         let digest: [u8; 32] = Sha256::digest(minted.secret.as_bytes()).into();
         assert_eq!(config.api.tokens[0].secret_sha256.0, digest);
     }

@@ -86,6 +86,7 @@
 //! xdp_mode = "auto"               # "auto", "native" or "generic"
 //! reconcile_secs = 30             # full repair of the BPF maps against the catalog (> 0)
 //! ip_vip_ranges = []              # CIDRs registrations may put IP VIPs in; empty: none (same on every node)
+//! max_registered_vips = 64        # VIPs one node's registrations may declare (same on every node)
 //!
 //! [api]                           # writes (registration PUT and DELETE) need a token; reads are open
 //! tokens = []                     # [[api.tokens]] tables, as `beacon token new` prints them:
@@ -195,6 +196,9 @@ pub struct VipSettings {
     /// Where registrations may declare IP VIPs (their token must allow it too); empty: nowhere.
     /// Set the same on every node: each node applies it to every node's registrations.
     pub ip_vip_ranges: Vec<ipnet::IpNet>,
+    /// VIPs one node's registrations may declare (so that no node fills the kernel's tables).
+    /// Set the same on every node.
+    pub max_registered_vips: usize,
 }
 
 impl Default for VipSettings {
@@ -206,6 +210,7 @@ impl Default for VipSettings {
             xdp_mode: XdpMode::Auto,
             reconcile: Duration::from_secs(30),
             ip_vip_ranges: Vec::new(),
+            max_registered_vips: 64,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! Every step is blocking (generation takes a while with tens of thousands of tasks): callers
 //! run it on a blocking thread.
 
+pub mod fence;
 pub mod node_origin;
 pub mod origins;
 pub mod owners;

@@ -329,4 +329,16 @@ mod tests {
         );
         assert!(publisher.check_owners(&own).is_ok());
     }
+
+    #[test]
+    fn the_api_check_knows_the_owners_when_the_master_is_the_only_source() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let fragments = BTreeMap::from([("mesos-master".to_string(), master.clone())]);
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        publisher.records(&fragments, &master);
+        let body = br#"{"name": "nginx", "framework": "marathon", "ips": ["10.66.0.1"]}"#;
+        let conflict = publisher.check_owners(&Registration::parse(body).unwrap());
+        assert_eq!(conflict.unwrap_err().owner, "mesos-master");
+    }
 }

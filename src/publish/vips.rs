@@ -14,9 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use beacon_catalog::Catalog;
-use beacon_catalog::vip::{L4LB_ZONE, NamedAddresses, VipAddress, VipKey, VipTable, extract};
+use beacon_catalog::registration::{Registration, fragment};
+use beacon_catalog::vip::{
+    L4LB_ZONE, NamedAddresses, VipAddress, VipKey, VipProblem, VipTable, extract,
+};
 use beacon_dns::l4lb::{PublishedVip, published_vips};
 
+use super::fence::Fence;
 use crate::common::lock;
 use crate::config::{DataPlaneMode, VipSettings, XdpMode};
 
@@ -53,6 +57,7 @@ pub struct VipState {
 pub struct Vips {
     plane: Option<Mutex<beacon_vip_lb::DataPlane>>,
     down: Mutex<BTreeSet<String>>,
+    fence: Mutex<Fence>,
     state: ArcSwap<VipState>,
 }
 
@@ -67,7 +72,10 @@ impl std::fmt::Debug for Vips {
 impl Vips {
     /// Starts the data plane as `settings` say. `auto` turns it off, with one log line saying
     /// why, when it cannot run; `on` makes that an error.
-    pub fn start(settings: &VipSettings) -> Result<Self, beacon_vip_lb::DataPlaneError> {
+    pub fn start(
+        settings: &VipSettings,
+        fence: Fence,
+    ) -> Result<Self, beacon_vip_lb::DataPlaneError> {
         let plane = match settings.data_plane {
             DataPlaneMode::Off => None,
             mode => match beacon_vip_lb::DataPlane::start(&plane_config(settings)) {
@@ -81,20 +89,65 @@ impl Vips {
                 }
             },
         };
-        Ok(Self::with_plane(plane))
+        Ok(Self::with_plane(plane, fence))
     }
 
-    /// Without a data plane.
+    /// Without a data plane (and no fence but the catalog's own).
     pub fn off() -> Self {
-        Self::with_plane(None)
+        Self::with_plane(None, Fence::default())
     }
 
-    fn with_plane(plane: Option<Mutex<beacon_vip_lb::DataPlane>>) -> Self {
+    fn with_plane(plane: Option<Mutex<beacon_vip_lb::DataPlane>>, fence: Fence) -> Self {
         Self {
             plane,
             down: Mutex::new(BTreeSet::new()),
+            fence: Mutex::new(fence),
             state: ArcSwap::from_pointee(VipState::default()),
         }
+    }
+
+    /// Records a member's gossip address: no VIP may take it.
+    pub fn member_address(&self, member: &str, ip: std::net::IpAddr) {
+        lock(&self.fence).member(member, ip);
+    }
+
+    /// Why the VIPs `reg` declares may not be added by `node`, if they may not: a label that
+    /// makes no VIP, a fenced address, or more VIPs than the node's quota.
+    pub fn check_registration(&self, node: &str, reg: &Registration) -> Result<(), VipRefusal> {
+        let regs = BTreeMap::from([(String::new(), reg.clone())]);
+        let new = extract(&fragment(node, &regs));
+        if let Some(warning) = new.warnings.first() {
+            let fenced = matches!(
+                warning.problem,
+                VipProblem::Reserved(_) | VipProblem::InNamedPool(_)
+            );
+            let message = format!("{}: {}", warning.label.value, warning.problem);
+            return Err(match fenced {
+                true => VipRefusal::Fenced(message),
+                false => VipRefusal::Label(message),
+            });
+        }
+        let fence = lock(&self.fence);
+        for key in new.vips.keys() {
+            if let VipAddress::Ip(ip) = key.address
+                && let Some(what) = fence.refuses(ip)
+            {
+                let message = format!("IP VIP {ip} is the address of {what}; use a dedicated one");
+                return Err(VipRefusal::Fenced(message));
+            }
+        }
+        let state = self.state();
+        let held = (state.table.registered.iter())
+            .filter(|(key, n)| *n == node && !new.vips.contains_key(*key))
+            .count();
+        let want = held + new.vips.len();
+        if want > fence.quota() {
+            let quota = fence.quota();
+            return Err(VipRefusal::Quota(format!(
+                "this node's registrations would declare {want} VIPs, over [vip] max_registered_vips = {quota}"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether the data plane runs.
@@ -106,13 +159,21 @@ impl Vips {
     /// holds it locked until [`Vips::apply`], so no other change comes between the two steps.
     /// `owners` maps Mesos agent ids to the gossip node that polls them. Blocking.
     pub fn prepare(&self, catalog: &Catalog, owners: &BTreeMap<String, String>) -> VipPlan<'_> {
-        let table = extract(catalog);
+        let mut table = extract(catalog);
+        lock(&self.fence).apply(&mut table);
         let addresses = table.named_addresses();
         let unreachable = self.unreachable(owners);
         let programming = self.plane.as_ref().map(|plane| {
             let plane = lock(plane);
-            let desired = beacon_vip_lb::desired(&table, &addresses, &unreachable);
-            let staying = plane.programmed();
+            let (kernel, programmed) = (beacon_vip_lb::Limits::KERNEL, plane.programmed());
+            let desired = beacon_vip_lb::desired_in_order(
+                &table,
+                &addresses,
+                &unreachable,
+                kernel,
+                &programmed,
+            );
+            let staying = programmed;
             let staying = staying.intersection(&desired.keys()).cloned().collect();
             let staying = published_vips(&only(&table, &staying), &addresses);
             Programming {
@@ -198,6 +259,17 @@ impl Vips {
     }
 }
 
+/// Why a registration's VIPs are refused (each with what to tell the client).
+#[derive(Debug)]
+pub enum VipRefusal {
+    /// A label makes no VIP (its syntax, its port).
+    Label(String),
+    /// An address no VIP may have.
+    Fenced(String),
+    /// The node's registrations would declare too many VIPs.
+    Quota(String),
+}
+
 /// What [`Vips::prepare`] derived, for [`Vips::apply`].
 pub struct VipPlan<'a> {
     table: VipTable,
@@ -229,6 +301,7 @@ fn only(table: &VipTable, keys: &BTreeSet<VipKey>) -> VipTable {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         warnings: Vec::new(),
+        registered: Default::default(),
     }
 }
 

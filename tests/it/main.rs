@@ -9,4 +9,5 @@ mod partition;
 mod registrations;
 mod robustness;
 mod support;
+mod trust;
 mod vips;

@@ -186,9 +186,29 @@ pub fn desired_with_limits(
     unreachable_nodes: &BTreeSet<String>,
     limits: Limits,
 ) -> Desired {
+    desired_in_order(table, addrs, unreachable_nodes, limits, &BTreeSet::new())
+}
+
+/// [`desired`] when the kernel's tables cannot hold every VIP: they fill with the VIPs in
+/// `keep` first (those programmed now: a newcomer never evicts one), then Mesos VIPs, then the
+/// VIPs registrations declare (`table.registered`), each group in key order.
+pub fn desired_in_order(
+    table: &VipTable,
+    addrs: &NamedAddresses,
+    unreachable_nodes: &BTreeSet<String>,
+    limits: Limits,
+    keep: &BTreeSet<VipKey>,
+) -> Desired {
+    let rank = |key: &VipKey| match (keep.contains(key), table.registered.contains_key(key)) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    };
+    let mut order: Vec<(&VipKey, &Vec<Backend>)> = table.vips.iter().collect();
+    order.sort_by_key(|(key, _)| rank(key));
     let mut out = Desired::default();
     let (mut vips_left, mut backends_left) = (limits.max_vips, limits.max_backends);
-    for (key, backends) in &table.vips {
+    for (key, backends) in order {
         let parts = match parts(key, backends, addrs, unreachable_nodes, limits.ring_size) {
             Ok(parts) => parts,
             Err(reason) => {

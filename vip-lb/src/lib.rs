@@ -34,6 +34,7 @@ pub use config::{DataPlaneConfig, XdpModeSetting, detect_cgroup2};
 pub use dataplane::DataPlane;
 pub use desired::{
     Desired, DesiredBackend, DesiredVip, Limits, SkipReason, Skipped, VipId, desired,
+    desired_in_order,
 };
 pub use error::DataPlaneError;
 pub use report::ApplyReport;

@@ -33,6 +33,7 @@ fn table(vips: Vec<(VipKey, Vec<Backend>)>) -> VipTable {
     VipTable {
         vips: vips.into_iter().collect(),
         warnings: Vec::new(),
+        registered: Default::default(),
     }
 }
 
@@ -248,5 +249,36 @@ fn named_address_missing_is_reported() {
     assert_eq!(
         d.skipped()[0].reason,
         SkipReason::NoAddress { family: "IPv4" }
+    );
+}
+
+/// The attack: one registration declaring hundreds of VIP ports fills the kernel's VIP table,
+/// and legitimate VIPs lose their programming (and so their DNS names). The table fills with
+/// what is programmed now, then Mesos VIPs, then registrations' VIPs: a newcomer never evicts.
+#[test]
+fn a_full_table_keeps_what_is_programmed_and_mesos_vips_before_registered_ones() {
+    let limits = Limits {
+        max_vips: 2,
+        max_backends: 100,
+        ring_size: 13,
+        vip_slots: 16,
+    };
+    let vip = |i: u8| ip_vip(&format!("10.1.0.{i}"), Protocol::Tcp, 80);
+    let backends = || vec![be("10.0.0.1:80", 1, "a")];
+    // Key order would give 10.1.0.1 and 10.1.0.2: the registered flood first.
+    let mut t = table(vec![
+        (vip(1), backends()),
+        (vip(2), backends()),
+        (vip(3), backends()),
+        (vip(4), backends()),
+    ]);
+    t.registered = [(vip(1), "n9".to_string()), (vip(2), "n9".to_string())].into();
+    let programmed = BTreeSet::from([vip(4)]);
+    let d = desired_in_order(&t, &t.named_addresses(), &none(), limits, &programmed);
+    assert_eq!(d.keys(), BTreeSet::from([vip(3), vip(4)]));
+    assert!(
+        d.skipped()
+            .iter()
+            .all(|s| s.key == vip(1) || s.key == vip(2))
     );
 }

@@ -44,6 +44,7 @@ fn want(vips: &[(&str, Vec<Backend>)]) -> Desired {
     let table = VipTable {
         vips: vips.iter().map(|(v, b)| (key(v), b.clone())).collect(),
         warnings: Vec::new(),
+        registered: Default::default(),
     };
     desired_with_limits(&table, &NamedAddresses::default(), &BTreeSet::new(), LIMITS)
 }
@@ -360,6 +361,7 @@ fn vip_rows_run_out_and_are_retried() {
                 .into_iter()
                 .collect(),
             warnings: Vec::new(),
+            registered: Default::default(),
         },
         &NamedAddresses::default(),
         &BTreeSet::new(),
@@ -443,6 +445,7 @@ fn full_slot_candidates_overflow_to_the_hash_map() {
             .map(|i| (key(&format!("10.9.0.{i}:80")), vec![be("10.0.0.1:80", 1)]))
             .collect(),
         warnings: Vec::new(),
+        registered: Default::default(),
     };
     let d = desired_with_limits(&table, &NamedAddresses::default(), &BTreeSet::new(), limits);
     let mut s = State::new(limits);
