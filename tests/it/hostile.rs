@@ -40,7 +40,7 @@ fn tcp_query_from_another_client(dns: SocketAddr, name: &str) -> std::io::Result
     Ok(Message::from_vec(&buf).unwrap())
 }
 
-/// 400 idle DNS-over-TCP connections against an agent allowed 256 descriptors (a constrained
+/// 400 idle DNS-over-TCP connections, held open (reopened when closed), against an agent allowed 256 descriptors (a constrained
 /// node; the caps bound the agent's use whatever its limit): the master poll still works (a
 /// task renamed on the master is answered under its new name) and another client's TCP query
 /// is answered. Today's agent took every connection, ran out of descriptors and its poll
@@ -57,10 +57,8 @@ fn idle_tcp_connections_leave_the_agent_working() {
         .status()
         .unwrap();
     assert!(status.success(), "prlimit");
-    let idle: Vec<TcpStream> = (0..400)
-        .filter_map(|_| TcpStream::connect_timeout(&agent.dns, Duration::from_secs(2)).ok())
-        .collect();
-    assert!(idle.len() > 300, "only {} connections", idle.len());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = hold_idle_connections(agent.dns, 400, stop.clone());
     let renamed = String::from_utf8(good)
         .unwrap()
         .replace("liquor.store", "fresh.store");
@@ -72,7 +70,33 @@ fn idle_tcp_connections_leave_the_agent_working() {
         .expect("another client's TCP query is answered");
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert!(!reply.answers.is_empty());
-    drop(idle);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    attacker.join().unwrap();
+}
+
+/// Keeps `count` idle connections to `dns` open, as an attacker would: every one the server
+/// closes is opened again, until `stop`.
+fn hold_idle_connections(
+    dns: SocketAddr,
+    count: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut idle: Vec<TcpStream> = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            idle.retain(|s| {
+                s.set_nonblocking(true).unwrap();
+                !matches!(s.peek(&mut [0; 1]), Ok(0))
+            });
+            while idle.len() < count {
+                match TcpStream::connect_timeout(&dns, Duration::from_millis(500)) {
+                    Ok(s) => idle.push(s),
+                    Err(_) => break,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
 }
 
 /// A stub upstream answering every A query with 192.0.2.1, on a socket it is given.
