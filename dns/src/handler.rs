@@ -16,7 +16,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use crate::forward::{Forwarded, Forwarder};
 use crate::l4lb;
 use crate::metrics::DnsMetrics;
-use crate::response::{fit, udp_edns};
+use crate::response::{fit, max_answers, udp_edns};
 use crate::zone::Zone;
 
 /// Header and size settings that are not part of the zone.
@@ -104,6 +104,13 @@ impl DnsHandler {
             None => self.origin.zone_of(name) || l4lb::covers(name),
         };
         if !in_domain {
+            if !self.forwarder.allows(request.src().ip()) {
+                // Not an open resolver: names in the domain stay open to all, others are
+                // forwarded only for the clients allowed.
+                self.metrics.forwarded("denied");
+                let info = self.error(request, rh, ResponseCode::Refused).await;
+                return (Some(qtype), info);
+            }
             return (Some(qtype), self.forward(request, name, rh).await);
         }
         if info.query.query_class() != DNSClass::IN {
@@ -120,7 +127,6 @@ impl DnsHandler {
             );
         };
         let original = info.query.original();
-        let mut answer = zone.answer(original.name(), qtype, &mut rand::rng());
         let (edns, limit) = match request.protocol() {
             Protocol::Udp => udp_edns(request.edns.as_ref(), self.settings.edns_max_payload),
             _ => (
@@ -131,6 +137,8 @@ impl DnsHandler {
                 u16::MAX,
             ),
         };
+        let cap = max_answers(limit);
+        let mut answer = zone.answer_within(original.name(), qtype, &mut rand::rng(), cap);
         let truncated = fit(&mut answer, &request.queries, edns.as_ref(), limit);
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.authoritative = true;
@@ -176,7 +184,10 @@ impl DnsHandler {
         rh: R,
     ) -> ResponseInfo {
         let tcp = request.protocol() != Protocol::Udp;
-        let (code, label) = match self.forwarder.forward(name, request.as_slice(), tcp).await {
+        let forwarded = self
+            .forwarder
+            .forward(name, request.as_slice(), tcp, &self.metrics);
+        let (code, label) = match forwarded.await {
             Forwarded::Reply(reply) => {
                 self.metrics.forwarded("reply");
                 let mut builder = MessageResponseBuilder::from_message_request(request);

@@ -18,5 +18,6 @@ pub mod metrics;
 pub mod records;
 pub mod response;
 pub mod server;
+mod tcp;
 mod udp;
 pub mod zone;

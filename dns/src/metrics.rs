@@ -27,6 +27,8 @@ pub struct DnsMetrics {
     forwards: IntCounterVec,
     cache: [IntCounter; 2],
     records: IntGaugeVec,
+    upstream_rejected: IntCounter,
+    tcp_refused: IntCounterVec,
 }
 
 impl DnsMetrics {
@@ -81,12 +83,27 @@ impl DnsMetrics {
             cache_vec.with_label_values(&["miss"]),
         ];
         registry.register(Box::new(records.clone()))?;
+        let upstream_rejected = IntCounter::new(
+            "beacon_dns_upstream_replies_rejected_total",
+            "Upstream replies ignored: not echoing the query's id and question",
+        )?;
+        registry.register(Box::new(upstream_rejected.clone()))?;
+        let tcp_refused = IntCounterVec::new(
+            Opts::new(
+                "beacon_dns_tcp_refused_total",
+                "DNS-over-TCP connections closed on accept, by the cap they met",
+            ),
+            &["cap"],
+        )?;
+        registry.register(Box::new(tcp_refused.clone()))?;
         Ok(Self {
             queries,
             latency,
             forwards,
             cache,
             records,
+            upstream_rejected,
+            tcp_refused,
         })
     }
 
@@ -123,6 +140,16 @@ impl DnsMetrics {
     /// Counts one forwarding outcome.
     pub fn forwarded(&self, result: &'static str) {
         self.forwards.with_label_values(&[result]).inc();
+    }
+
+    /// Counts one upstream reply ignored for not matching its query.
+    pub fn upstream_reply_rejected(&self) {
+        self.upstream_rejected.inc();
+    }
+
+    /// Counts one TCP connection refused at the `cap` (`total` or `per_client`).
+    pub fn tcp_refused(&self, cap: &'static str) {
+        self.tcp_refused.with_label_values(&[cap]).inc();
     }
 
     /// Records how many records of each type the served zone holds.

@@ -12,7 +12,7 @@ use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCod
 use hickory_proto::rr::{RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::ResponseInfo;
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::zone_handler::{MessageResponse, Queries};
 
 use crate::answer::Answer;
 
@@ -37,41 +37,129 @@ pub fn udp_edns(request: Option<&Edns>, cap: u16) -> (Option<Edns>, u16) {
     (Some(edns), size)
 }
 
-/// Makes `answer` fit in `limit` bytes once encoded after the request's `queries` with `edns`. Returns whether
-/// anything was dropped, which is when Mesos-DNS sets TC.
+/// The most answer records a reply of `limit` bytes could hold: a header (12 bytes) and then
+/// records of at least 11 bytes each (a one-byte owner, type, class, TTL and length). A zone
+/// asked for more than this many ([`crate::zone::Zone::answer_within`]) would truncate anyway.
+pub fn max_answers(limit: u16) -> usize {
+    usize::from(limit).saturating_sub(12) / 11 + 1
+}
+
+/// Makes `answer` fit in `limit` bytes once encoded after the request's `queries` with `edns`.
+/// Returns whether anything was dropped, which is when Mesos-DNS sets TC.
+///
+/// The reply is encoded once, record after record, by the encoder that will send it (so that
+/// compression is counted exactly), stopping at the first answer past the limit: the work is
+/// bounded by the limit, not by the size of the RRset. A shorter prefix is measured by rolling
+/// the encoder back to where that prefix ended, not by encoding it again.
 pub fn fit(answer: &mut Answer<'_>, queries: &Queries, edns: Option<&Edns>, limit: u16) -> bool {
-    let question = queries.as_bytes();
     let limit = usize::from(limit);
-    if upper_bound(answer, question, edns) <= limit
-        || encoded_len(answer, queries, edns, answer.answers.len()) <= limit
-    {
+    if upper_bound(answer, queries.as_bytes(), edns) <= limit {
         return false;
     }
-    answer.additionals.clear();
-    let all = answer.answers.len();
-    if encoded_len(answer, queries, edns, all) <= limit {
-        return true;
-    }
-    // A question near 255 bytes echoed with an SOA owned by the same name can overflow 512
-    // bytes on its own: then the authority records go too (what is left is the header and the
-    // question, which always fit).
-    if encoded_len(answer, queries, edns, 0) > limit {
-        answer.answers.clear();
-        answer.authority.clear();
-        return true;
-    }
-    // Binary search the longest prefix that fits.
-    let (mut lo, mut hi) = (0, all);
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if encoded_len(answer, queries, edns, mid) <= limit {
-            lo = mid;
-        } else {
-            hi = mid - 1;
+    let opt = edns.map_or(0, opt_len);
+    let mut buf = Vec::with_capacity(limit.min(16 << 10) + 512);
+    let mut m = Measure::start(&mut buf, queries);
+    let ends = m.answers(answer, limit);
+    if ends.len() == answer.answers.len() + 1 {
+        let with_authority = m.records(&answer.authority);
+        if m.records(&answer.additionals).saturating_add(opt) <= limit {
+            return false;
+        }
+        answer.additionals.clear();
+        if with_authority.saturating_add(opt) <= limit {
+            return true;
         }
     }
-    answer.answers.truncate(lo);
+    answer.additionals.clear();
+    // The longest prefix whose reply, with the authority records and OPT, fits. The authority
+    // compresses no better after fewer answers, so its size after the most answers is a lower
+    // bound: start from the longest prefix that bound allows, and walk back if needed.
+    let last = ends.len() - 1;
+    let least_tail = m.rollback(ends[last]).records(&answer.authority) - ends[last];
+    let least_tail = least_tail.saturating_add(opt);
+    let mut keep = ends
+        .iter()
+        .rposition(|&end| end.saturating_add(least_tail) <= limit);
+    while let Some(k) = keep {
+        if m.rollback(ends[k])
+            .records(&answer.authority)
+            .saturating_add(opt)
+            <= limit
+        {
+            break;
+        }
+        keep = k.checked_sub(1);
+    }
+    match keep {
+        Some(k) => answer.answers.truncate(k),
+        // A question near 255 bytes echoed with an SOA owned by the same name can overflow 512
+        // bytes on its own: then the authority records go too (what is left is the header and
+        // the question, which always fit).
+        None => {
+            answer.answers.clear();
+            answer.authority.clear();
+        }
+    }
     true
+}
+
+/// An encoder measuring a reply's size as hickory-server would encode it.
+struct Measure<'b> {
+    encoder: BinEncoder<'b>,
+}
+
+impl<'b> Measure<'b> {
+    /// A header's room, then the question as hickory-server emits it: the client's raw bytes,
+    /// registered whole as one compression candidate (`QueriesEmitAndCount::emit`).
+    fn start(buf: &'b mut Vec<u8>, queries: &Queries) -> Self {
+        let mut encoder = BinEncoder::new(buf);
+        // Writing to a Vec cannot fail.
+        let _ = encoder.emit_vec(&[0; 12]);
+        let start = encoder.offset();
+        let _ = encoder.emit_vec(queries.as_bytes());
+        if !queries.queries().is_empty() {
+            encoder.store_label_pointer(start, encoder.offset());
+        }
+        Self { encoder }
+    }
+
+    /// Emits answers until one ends past `limit`; returns the reply's size after 0, 1, ...
+    /// answers, up to the last that ends within the limit.
+    fn answers(&mut self, answer: &Answer<'_>, limit: usize) -> Vec<usize> {
+        let mut ends = vec![self.encoder.offset()];
+        for record in &answer.answers {
+            if record.emit(&mut self.encoder).is_err() || self.encoder.offset() > limit {
+                break;
+            }
+            ends.push(self.encoder.offset());
+        }
+        ends
+    }
+
+    /// Emits `records`; returns the reply's size after them (`usize::MAX` if one cannot be
+    /// encoded, which then never fits).
+    fn records(&mut self, records: &[Cow<'_, Record>]) -> usize {
+        for record in records {
+            if record.emit(&mut self.encoder).is_err() {
+                return usize::MAX;
+            }
+        }
+        self.encoder.offset()
+    }
+
+    /// Forgets everything written past `offset`, compression candidates included.
+    fn rollback(&mut self, offset: usize) -> &mut Self {
+        self.encoder.set_offset(offset);
+        self.encoder.trim();
+        self
+    }
+}
+
+/// The size of the OPT record for `edns`.
+fn opt_len(edns: &Edns) -> usize {
+    Record::from(edns)
+        .to_bytes()
+        .map_or(usize::MAX, |b| b.len())
 }
 
 /// Encodes a UDP response of at most `limit` bytes.
@@ -147,31 +235,4 @@ fn record_bound(r: &Record) -> usize {
         _ => 512,
     };
     r.name.len() + 1 + 10 + rdata
-}
-
-/// The size of the reply with only the first `answers` answer records, encoded by the very
-/// code that will send it (so that compression is counted exactly).
-fn encoded_len(
-    answer: &Answer<'_>,
-    queries: &Queries,
-    edns: Option<&Edns>,
-    answers: usize,
-) -> usize {
-    let mut builder = MessageResponseBuilder::new(queries, None);
-    if let Some(edns) = edns {
-        builder.edns(edns);
-    }
-    let response = builder.build(
-        Metadata::new(0, MessageType::Response, OpCode::Query),
-        answer.answers[..answers].iter().map(Cow::as_ref),
-        answer.authority.iter().map(Cow::as_ref),
-        std::iter::empty::<&Record>(),
-        answer.additionals.iter().map(Cow::as_ref),
-    );
-    let mut buf = Vec::with_capacity(1024);
-    let mut enc = BinEncoder::new(&mut buf);
-    match response.destructive_emit(&mut enc) {
-        Ok(_) => buf.len(),
-        Err(_) => usize::MAX,
-    }
 }

@@ -1,17 +1,16 @@
-//! Sockets: one SO_REUSEPORT UDP socket per core and a TCP listener on the same port, handed to
-//! hickory-server. This is the only file of the crate that touches the network for serving.
+//! Sockets: one SO_REUSEPORT UDP socket per core (served by [`crate::udp`]) and a TCP listener on
+//! the same port (served by [`crate::tcp`], with connection caps). Together with those two
+//! modules, the only code of the crate that touches the network for serving.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_server::Server;
-use hickory_server::net::runtime::Time;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::handler::DnsHandler;
+pub use crate::tcp::TcpLimits;
+use crate::tcp::TcpLoop;
 use crate::udp::UdpLoops;
 
 /// Where and how to listen.
@@ -21,13 +20,13 @@ pub struct ListenConfig {
     pub addr: SocketAddr,
     /// UDP sockets sharing the port; 0 means one per available core.
     pub udp_sockets: usize,
-    /// A TCP connection idle this long is closed.
-    pub tcp_idle_timeout: Duration,
+    /// Caps and timeouts of DNS over TCP.
+    pub tcp: TcpLimits,
 }
 
-/// A running DNS server: Beacon's UDP threads and hickory-server's TCP listener.
+/// A running DNS server: Beacon's UDP threads and its TCP accept loop.
 pub struct DnsServer {
-    tcp: Server<TcpOnly>,
+    tcp: TcpLoop,
     udp: UdpLoops,
     local: SocketAddr,
 }
@@ -49,9 +48,8 @@ impl DnsServer {
         }
         let handler = Arc::new(handler);
         let udp = UdpLoops::start(sockets, handler.clone(), tokio::runtime::Handle::current())?;
-        let mut tcp = Server::new(TcpOnly(handler));
         let listener = tokio::net::TcpListener::from_std(tcp_listener)?;
-        tcp.register_listener(listener, config.tcp_idle_timeout, 64);
+        let tcp = TcpLoop::start(listener, handler, config.tcp);
         Ok(Self { tcp, udp, local })
     }
 
@@ -60,27 +58,11 @@ impl DnsServer {
         self.local
     }
 
-    /// Stops accepting queries and waits for the ones in progress.
-    pub async fn shutdown(mut self) {
+    /// Stops accepting queries: waits for the UDP ones in progress, closes TCP connections.
+    pub async fn shutdown(self) {
         let udp = self.udp;
         let _ = tokio::task::spawn_blocking(move || udp.stop()).await;
-        if let Err(error) = self.tcp.shutdown_gracefully().await {
-            tracing::warn!(%error, "DNS server shut down with an error");
-        }
-    }
-}
-
-/// The shared handler, for hickory-server's TCP listener.
-struct TcpOnly(Arc<DnsHandler>);
-
-#[async_trait::async_trait]
-impl RequestHandler for TcpOnly {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        rh: R,
-    ) -> ResponseInfo {
-        self.0.handle_request::<R, T>(request, rh).await
+        self.tcp.stop().await;
     }
 }
 

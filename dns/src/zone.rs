@@ -6,7 +6,7 @@
 //! and clones what must carry the question's exact spelling.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,15 +89,15 @@ impl Node {
         !(self.a.is_empty() && self.aaaa.is_empty() && self.srv.is_empty())
     }
 
-    /// Distinct SRV targets, in record order.
+    /// Distinct SRV targets, in record order (a set, not a scan of the list: a name may have
+    /// thousands).
     fn targets(&self) -> Vec<u32> {
-        let mut seen = Vec::new();
-        for &(_, t) in &self.srv {
-            if !seen.contains(&t) {
-                seen.push(t);
-            }
-        }
-        seen
+        let mut seen = HashSet::with_capacity(self.srv.len());
+        self.srv
+            .iter()
+            .map(|&(_, t)| t)
+            .filter(|t| seen.insert(*t))
+            .collect()
     }
 }
 
@@ -223,6 +223,22 @@ impl Zone {
 
     /// Answers `qtype` for `qname`, spelled as the client sent it.
     pub fn answer(&self, qname: &Name, qtype: RecordType, rng: &mut impl Rng) -> Answer<'_> {
+        self.answer_within(qname, qtype, rng, usize::MAX)
+    }
+
+    /// Answers as [`answer`](Self::answer) does, with at most `cap` answer records: a uniform
+    /// random sample of a bigger RRset, in random order, which is what the first `cap` records
+    /// of Mesos-DNS's full shuffle would be. The caller passes the most records its size limit
+    /// could hold ([`crate::response::max_answers`]), so the sample is always truncated further
+    /// and the reply still has TC set; the point is that a name with 100,000 addresses costs
+    /// `cap` records per query, not 100,000.
+    pub fn answer_within(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        rng: &mut impl Rng,
+        cap: usize,
+    ) -> Answer<'_> {
         let key = normalise(qname);
         if l4lb::covers(&key) {
             return self.l4lb.answer(qname, qtype);
@@ -233,13 +249,15 @@ impl Zone {
         let is_apex = key == self.origin;
         match (qtype, found) {
             (RecordType::A, Some((owner, n))) => {
-                self.push_addresses(&mut out.answers, owner, &n.a, &[], rng)
+                self.push_addresses(&mut out.answers, owner, (&n.a, &[]), rng, cap)
             }
             (RecordType::AAAA, Some((owner, n))) => {
-                self.push_addresses(&mut out.answers, owner, &[], &n.aaaa, rng)
+                self.push_addresses(&mut out.answers, owner, (&[], &n.aaaa), rng, cap)
             }
-            (RecordType::SRV, _) => self.srv_answer(&mut out, node, qname, rng),
-            (RecordType::PTR, Some((owner, n))) => self.push_ptrs(&mut out.answers, owner, n, rng),
+            (RecordType::SRV, _) => self.srv_answer(&mut out, node, qname, rng, cap),
+            (RecordType::PTR, Some((owner, n))) => {
+                self.push_ptrs(&mut out.answers, owner, n, rng, cap)
+            }
             (RecordType::SOA, _) if is_apex => {
                 out.answers.push(Cow::Owned(self.soa_record(qname)));
                 out.authority.push(Cow::Owned(self.ns_record(qname)));
@@ -248,11 +266,18 @@ impl Zone {
             (RecordType::SOA, _) => out.authority.push(Cow::Owned(self.soa_record(qname))),
             (RecordType::NS, _) => out.authority.push(Cow::Owned(self.ns_record(qname))),
             (RecordType::ANY, _) => {
-                self.srv_answer(&mut out, node, qname, rng);
+                self.srv_answer(&mut out, node, qname, rng, cap);
                 if let Some((owner, n)) = found {
-                    self.push_addresses(&mut out.answers, owner, &n.a, &n.aaaa, rng);
+                    self.push_addresses(&mut out.answers, owner, (&n.a, &n.aaaa), rng, cap);
                 }
                 out.answers.shuffle(rng);
+                if out.answers.len() > cap {
+                    // Each part is a uniform sample of its own, so the first `cap` of their
+                    // shuffled union are a uniform sample of the whole; the additionals of the
+                    // SRV part would be dropped with the cut anyway.
+                    out.answers.truncate(cap);
+                    out.additionals.clear();
+                }
                 out.authority.push(Cow::Owned(self.ns_record(qname)));
                 out.authority.push(Cow::Owned(self.soa_record(qname)));
             }
@@ -287,30 +312,25 @@ impl Zone {
         out.authority.push(Cow::Owned(self.soa_record(qname)));
     }
 
-    /// A and AAAA records owned by the stored (lower-case, cleaned) name, shuffled.
+    /// A and AAAA records owned by the stored (lower-case, cleaned) name, shuffled; at most
+    /// `cap` of them ([`pick`]).
     fn push_addresses(
         &self,
         out: &mut Vec<Cow<'_, Record>>,
         owner: &LowerName,
-        v4: &[Ipv4Addr],
-        v6: &[Ipv6Addr],
+        (v4, v6): (&[Ipv4Addr], &[Ipv6Addr]),
         rng: &mut impl Rng,
+        cap: usize,
     ) {
-        let start = out.len();
         let ttl = self.config.ttl;
         let owner: &Name = owner;
-        out.extend(
-            v4.iter()
-                .map(|ip| Cow::Owned(Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))))),
-        );
-        out.extend(v6.iter().map(|ip| {
-            Cow::Owned(Record::from_rdata(
-                owner.clone(),
-                ttl,
-                RData::AAAA(AAAA(*ip)),
-            ))
+        out.extend(pick(v4.len() + v6.len(), cap, rng).into_iter().map(|i| {
+            let rdata = match v4.get(i) {
+                Some(ip) => RData::A(A(*ip)),
+                None => RData::AAAA(AAAA(v6[i - v4.len()])),
+            };
+            Cow::Owned(Record::from_rdata(owner.clone(), ttl, rdata))
         }));
-        out[start..].shuffle(rng);
     }
 
     fn push_ptrs(
@@ -319,39 +339,43 @@ impl Zone {
         owner: &LowerName,
         node: &Node,
         rng: &mut impl Rng,
+        cap: usize,
     ) {
-        let start = out.len();
         let owner: &Name = owner;
-        out.extend(node.ptr.iter().map(|&t| {
-            let target: &Name = &self.targets[t as usize];
+        out.extend(pick(node.ptr.len(), cap, rng).into_iter().map(|i| {
+            let target: &Name = &self.targets[node.ptr[i] as usize];
             Cow::Owned(Record::from_rdata(
                 owner.clone(),
                 self.config.ttl,
                 RData::PTR(PTR(target.clone())),
             ))
         }));
-        out[start..].shuffle(rng);
     }
 
     /// SRV records owned by the question as spelled, shuffled, and one A and one AAAA per
     /// distinct target, chosen at random (Mesos-DNS took the "first" value of a Go map, which is
-    /// random too).
+    /// random too). Past `cap` records the reply is truncated, which drops every additional
+    /// record: they are not made at all then.
     fn srv_answer(
         &self,
         out: &mut Answer<'_>,
         node: Option<&Node>,
         qname: &Name,
         rng: &mut impl Rng,
+        cap: usize,
     ) {
         let Some(node) = node else { return };
         let (ttl, weight) = (self.config.ttl, self.config.srv_weight);
-        let start = out.answers.len();
-        out.answers.extend(node.srv.iter().map(|&(port, t)| {
-            let target: &Name = &self.targets[t as usize];
-            let rdata = SRV::new(0, weight, port, target.clone());
-            Cow::Owned(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)))
-        }));
-        out.answers[start..].shuffle(rng);
+        out.answers
+            .extend(pick(node.srv.len(), cap, rng).into_iter().map(|i| {
+                let (port, t) = node.srv[i];
+                let target: &Name = &self.targets[t as usize];
+                let rdata = SRV::new(0, weight, port, target.clone());
+                Cow::Owned(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)))
+            }));
+        if node.srv.len() > cap {
+            return;
+        }
         for t in node.targets() {
             let target = &self.targets[t as usize];
             if let Some(tn) = self.nodes.get(target) {
@@ -487,6 +511,17 @@ fn parse_name(name: &str) -> Result<Name, ZoneError> {
         name: name.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Which of `n` values to answer with, in random order: all of them shuffled (as Mesos-DNS
+/// does) when `n <= cap`, else a uniform sample of `cap`, in O(`cap`) rather than O(`n`).
+fn pick(n: usize, cap: usize, rng: &mut impl Rng) -> Vec<usize> {
+    if n <= cap {
+        let mut all: Vec<usize> = (0..n).collect();
+        all.shuffle(rng);
+        return all;
+    }
+    rand::seq::index::sample(rng, n, cap).into_vec()
 }
 
 /// Mesos-DNS's lookup key: the question lower-cased with every `.*` removed ("cleanWild").

@@ -38,6 +38,7 @@ impl Server {
             timeout: Duration::from_millis(20),
             enabled: true,
             max_inflight: 4,
+            allow: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
         });
         let shared: SharedZone = Arc::new(ArcSwapOption::new(zone.map(Arc::new)));
         let handler = DnsHandler::new(

@@ -104,6 +104,7 @@ fn served(zone: Option<Zone>, settings: HandlerSettings) -> Served {
         timeout: Duration::from_millis(10),
         enabled: false,
         max_inflight: 1,
+        allow: Vec::new(),
     });
     let metrics = DnsMetrics::new(&prometheus::Registry::new()).unwrap();
     let origin = LowerName::new(&Name::from_ascii("mesos.").unwrap());

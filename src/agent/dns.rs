@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use beacon_dns::forward::Forwarder;
 use beacon_dns::handler::{DnsHandler, HandlerSettings};
 use beacon_dns::metrics::DnsMetrics;
-use beacon_dns::server::{DnsServer, ListenConfig};
+use beacon_dns::server::{DnsServer, ListenConfig, TcpLimits};
 
 use super::error::AgentError;
 use crate::config::{Config, Endpoints};
@@ -36,7 +36,12 @@ pub fn start(
     let listen = ListenConfig {
         addr,
         udp_sockets: config.dns.udp_sockets,
-        tcp_idle_timeout: config.dns.tcp_idle_timeout,
+        tcp: TcpLimits {
+            max_connections: config.dns.tcp_max_connections,
+            max_per_client: config.dns.tcp_max_per_client,
+            idle_timeout: config.dns.tcp_idle_timeout,
+            query_timeout: config.dns.tcp_query_timeout,
+        },
     };
     DnsServer::start(handler, &listen).map_err(|source| AgentError::Bind { addr, source })
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use beacon_dns::forward::ForwardConfig;
 use hickory_proto::rr::{LowerName, Name};
+use if_addrs::IfAddr;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::{ConfigError, NativeConfig};
+use super::{ConfigError, DnsSettings, NativeConfig};
 
 /// Where the agent listens, the zone it is authoritative for, and where it forwards the rest.
 #[derive(Debug, Clone)]
@@ -59,6 +61,7 @@ impl NativeConfig {
             timeout: Duration::from_secs(m.timeout.max(1)),
             enabled: m.external_on,
             max_inflight: self.dns.max_inflight_forwards,
+            allow: forward_allow(&self.dns),
         })
     }
 }
@@ -89,6 +92,20 @@ fn parse_resolvers(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>
                 .map_err(|e| invalid(key, r, e))
         })
         .collect()
+}
+
+/// The clients forwarding is for: the configured networks, and this node's interface networks
+/// when asked (read once at start; an interface added later needs a restart to be allowed).
+fn forward_allow(dns: &DnsSettings) -> Vec<IpNet> {
+    let mut allow = dns.forward_allow.clone();
+    if dns.forward_allow_interfaces {
+        let ifs = if_addrs::get_if_addrs().unwrap_or_default();
+        allow.extend(ifs.iter().filter_map(|i| match &i.addr {
+            IfAddr::V4(a) => Ipv4Net::with_netmask(a.ip, a.netmask).ok().map(IpNet::from),
+            IfAddr::V6(a) => Ipv6Net::with_netmask(a.ip, a.netmask).ok().map(IpNet::from),
+        }));
+    }
+    allow
 }
 
 /// Nameservers of /etc/resolv.conf other than this host's own addresses (Mesos-DNS does the

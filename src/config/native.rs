@@ -62,6 +62,12 @@
 //! udp_sockets = 0                 # SO_REUSEPORT UDP sockets; 0 = one per core
 //! tcp_idle_timeout_secs = 10      # close idle DNS-over-TCP connections after this long (> 0)
 //! apex_nodata = true              # NOERROR/NODATA (not NXDOMAIN) for the apex and empty non-terminals
+//! tcp_max_connections = 100       # DNS-over-TCP connections at once, all clients (1..=65535); more are closed
+//! tcp_max_per_client = 16         # DNS-over-TCP connections at once from one address (1..=tcp_max_connections)
+//! tcp_query_timeout_secs = 10     # time for a TCP query to arrive whole and be answered (> 0)
+//! # clients whose names outside the domain are forwarded (others: REFUSED; the domain stays open)
+//! forward_allow = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "169.254.0.0/16", "fe80::/10"]
+//! forward_allow_interfaces = true # also allow the networks of this node's interfaces
 //!
 //! [mesos_agent]                   # this node's Mesos agent: its tasks join the node's own records
 //! address = ""                    # host:port of the local agent, such as "127.0.0.1:5051"; empty: off
@@ -105,6 +111,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::api::ApiSettings;
@@ -195,7 +202,7 @@ pub struct VipSettings {
     pub reconcile: Duration,
     /// Where registrations may declare IP VIPs (their token must allow it too); empty: nowhere.
     /// Set the same on every node: each node applies it to every node's registrations.
-    pub ip_vip_ranges: Vec<ipnet::IpNet>,
+    pub ip_vip_ranges: Vec<IpNet>,
     /// VIPs one node's registrations may declare (so that no node fills the kernel's tables).
     /// Set the same on every node.
     pub max_registered_vips: usize,
@@ -343,6 +350,24 @@ pub struct DnsSettings {
     /// Answer NOERROR/NODATA rather than NXDOMAIN for the apex and empty non-terminals, as RFC
     /// 8020 requires (Mesos-DNS answered NXDOMAIN). Default true.
     pub apex_nodata: bool,
+    /// DNS-over-TCP connections open at once, all clients together (NSD's `tcp-count`): past
+    /// it a new connection is closed on accept, so idle clients cannot use up the agent's file
+    /// descriptors. Default 100.
+    pub tcp_max_connections: usize,
+    /// DNS-over-TCP connections open at once from one client address, so one client cannot
+    /// take every connection. Default 16.
+    pub tcp_max_per_client: usize,
+    /// Time for a DNS-over-TCP query to arrive whole and be answered (NSD's `tcp-timeout`;
+    /// `tcp_query_timeout_secs` in the file), so a client trickling bytes holds a connection
+    /// that long at most. Default 10 s.
+    #[serde(rename = "tcp_query_timeout_secs", deserialize_with = "seconds")]
+    pub tcp_query_timeout: Duration,
+    /// Clients whose queries for names outside the domain are forwarded; any other client gets
+    /// REFUSED for them (names in the domain stay open to all), so an agent listening on
+    /// 0.0.0.0 is not an open resolver. Default loopback, RFC 1918, RFC 4193 and link-local.
+    pub forward_allow: Vec<IpNet>,
+    /// Also allow forwarding for the networks of this node's interfaces. Default true.
+    pub forward_allow_interfaces: bool,
 }
 
 impl Default for DnsSettings {
@@ -354,6 +379,23 @@ impl Default for DnsSettings {
             udp_sockets: 0,
             tcp_idle_timeout: Duration::from_secs(10),
             apex_nodata: true,
+            tcp_max_connections: 100,
+            tcp_max_per_client: 16,
+            tcp_query_timeout: Duration::from_secs(10),
+            forward_allow: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+                "169.254.0.0/16",
+                "fe80::/10",
+            ]
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect(),
+            forward_allow_interfaces: true,
         }
     }
 }
@@ -375,6 +417,22 @@ impl DnsSettings {
         }
         if self.tcp_idle_timeout.is_zero() {
             return Err(out_of_range("tcp_idle_timeout_secs", 0, "at least 1"));
+        }
+        let max = self.tcp_max_connections;
+        if !(1..=65535).contains(&max) {
+            return Err(out_of_range("tcp_max_connections", max as u64, "1..=65535"));
+        }
+        let per_client = self.tcp_max_per_client;
+        if !(1..=max).contains(&per_client) {
+            let expected = "1..=tcp_max_connections";
+            return Err(out_of_range(
+                "tcp_max_per_client",
+                per_client as u64,
+                expected,
+            ));
+        }
+        if self.tcp_query_timeout.is_zero() {
+            return Err(out_of_range("tcp_query_timeout_secs", 0, "at least 1"));
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ mod api;
 mod cluster;
 mod conformance;
 mod forward;
+mod hostile;
 mod partition;
 mod registrations;
 mod robustness;

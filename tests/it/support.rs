@@ -161,6 +161,11 @@ impl Agent {
         agent
     }
 
+    /// The agent's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self._proc.0.id()
+    }
+
     /// Starts an agent and waits only until its HTTP API answers.
     pub(crate) fn start_unready(
         dir: &TempDir,

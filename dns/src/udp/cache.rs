@@ -2,7 +2,9 @@
 //! instead of decoding, answering and encoding it again.
 //!
 //! Only what is certainly repeatable is cached: a standard query with one question and at most
-//! an option-less EDNS record, answered authoritatively (NOERROR or NXDOMAIN, not truncated).
+//! an option-less EDNS record, answered authoritatively (NOERROR or NXDOMAIN). Truncated
+//! answers are cached too: a name with a big RRset is exactly where answering afresh costs the
+//! most, so it must cost a lookup like any other (one answer per zone and query shape).
 //! The key is the exact question bytes (case included: Mesos-DNS echoes the question's spelling
 //! in SRV and SOA owners), the header flags and the EDNS size, DO bit and version; the reply is
 //! the same but for the id, which is patched. Every new zone empties the cache.
@@ -10,7 +12,8 @@
 //! Mesos-DNS shuffles the answers of every reply. To keep that spread, a key holds up to
 //! [`MAX_VARIANTS`] replies, each shuffled independently by the handler, and one in
 //! [`REFRESH_EVERY`] hits is answered afresh and replaces one of them, so over time every order
-//! appears.
+//! appears. A truncated answer keeps one variant: its client asks again over TCP for the whole
+//! set, so more samples of it would buy no spread, only misses.
 
 use std::collections::HashMap;
 
@@ -84,13 +87,13 @@ impl AnswerCache {
         Lookup::Hit(&entry.variants[pick], facts)
     }
 
-    /// Keeps `reply` for `key` if it is an authoritative, untruncated NOERROR or NXDOMAIN.
+    /// Keeps `reply` for `key` if it is an authoritative NOERROR or NXDOMAIN.
     pub(crate) fn insert(&mut self, key: Vec<u8>, reply: &[u8], qtype: u16) {
         let Some(&[flags_hi, flags_lo]) = reply.get(2..4) else {
             return;
         };
         let (aa, tc, rcode) = (flags_hi & 0x04 != 0, flags_hi & 0x02 != 0, flags_lo & 0x0f);
-        if !aa || tc || !(rcode == 0 || rcode == 3) {
+        if !aa || !(rcode == 0 || rcode == 3) {
             return;
         }
         if self.entries.len() >= MAX_KEYS && !self.entries.contains_key(&key) {
@@ -99,7 +102,11 @@ impl AnswerCache {
         let answers = usize::from(u16::from_be_bytes([reply[6], reply[7]]));
         let entry = self.entries.entry(key).or_insert_with(|| Entry {
             variants: Vec::new(),
-            wanted: answers.clamp(1, MAX_VARIANTS),
+            wanted: if tc {
+                1
+            } else {
+                answers.clamp(1, MAX_VARIANTS)
+            },
             hits: 0,
             facts: Facts { qtype, rcode },
         });

@@ -7,7 +7,7 @@
 //! the reply into the thread's outbox. In-domain answers never wait, so the handler's future
 //! completes on its first poll; a query that must wait (forwarding upstream) is handed to the
 //! tokio runtime and sends its reply from there. Queries come in and replies go out in batches
-//! (`recvmmsg`/`sendmmsg`, see [`batch`]). TCP stays on hickory-server's `Server`.
+//! (`recvmmsg`/`sendmmsg`, see [`batch`]). TCP has its own loop ([`crate::tcp`]).
 
 mod batch;
 mod cache;

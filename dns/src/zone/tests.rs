@@ -153,8 +153,8 @@ fn l4lb_names_go_to_the_l4lb_zones_with_the_domain_soa() {
 /// write).
 #[test]
 fn every_zone_has_a_generation_of_its_own_even_at_a_reused_address() {
-    let mut seen = std::collections::HashSet::new();
-    let mut addresses = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
+    let mut addresses = HashSet::new();
     let mut reused = false;
     for _ in 0..20 {
         let z = Arc::new(zone(true, false));
