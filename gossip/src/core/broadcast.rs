@@ -83,18 +83,18 @@ impl Invalidates for Key {
     fn invalidates(&self, other: &Self) -> bool {
         match (self, other) {
             (
-                Key::Record {
+                Self::Record {
                     origin,
                     version,
                     full,
                 },
-                Key::Record {
+                Self::Record {
                     origin: o,
                     version: v,
                     full: f,
                 },
             ) => origin == o && (version > v || (version == v && (*full || !*f))),
-            (Key::Certificate(a), Key::Certificate(b)) => a == b,
+            (Self::Certificate(a), Self::Certificate(b)) => a == b,
             _ => false,
         }
     }
@@ -205,7 +205,7 @@ fn receive_delta(
 /// A notice from `sender`: pull if we are behind, tell it to sync if it is. A notice stamped
 /// beyond the allowed skew is ignored, so it cannot make us pull what we would refuse.
 fn receive_notice(shared: &mut Shared, sender: &NodeId, origin: Origin, version: Version) {
-    if shared.trust.from_the_future(shared.now, version.stamp) {
+    if shared.trust.is_from_the_future(shared.now, version.stamp) {
         shared.trust.rejections.count(Reason::FutureStamp);
         return;
     }

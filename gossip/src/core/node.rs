@@ -169,7 +169,7 @@ impl Node {
             pulls: Vec::new(),
             behind: Vec::new(),
         }));
-        let mut membership = Membership::new(
+        let membership = Membership::new(
             id,
             config.membership.clone(),
             config.cluster,

@@ -118,26 +118,26 @@ pub(crate) struct Trust {
 
 impl Reason {
     /// Every reason, in counter order.
-    pub const ALL: [Reason; 7] = [
-        Reason::Unsigned,
-        Reason::BadCertificate,
-        Reason::UnknownCertificate,
-        Reason::BadSignature,
-        Reason::Foreign,
-        Reason::FutureStamp,
-        Reason::BadHash,
+    pub const ALL: [Self; 7] = [
+        Self::Unsigned,
+        Self::BadCertificate,
+        Self::UnknownCertificate,
+        Self::BadSignature,
+        Self::Foreign,
+        Self::FutureStamp,
+        Self::BadHash,
     ];
 
     /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Unsigned => "unsigned",
-            Reason::BadCertificate => "bad_certificate",
-            Reason::UnknownCertificate => "unknown_certificate",
-            Reason::BadSignature => "bad_signature",
-            Reason::Foreign => "foreign",
-            Reason::FutureStamp => "future_stamp",
-            Reason::BadHash => "bad_hash",
+            Self::Unsigned => "unsigned",
+            Self::BadCertificate => "bad_certificate",
+            Self::UnknownCertificate => "unknown_certificate",
+            Self::BadSignature => "bad_signature",
+            Self::Foreign => "foreign",
+            Self::FutureStamp => "future_stamp",
+            Self::BadHash => "bad_hash",
         }
     }
 }
@@ -206,7 +206,7 @@ pub fn signed_message(cluster: u64, origin: &Origin, version: Version, payload: 
 impl Trust {
     pub(crate) fn new(keys: Arc<dyn Keys>, cluster: u64, max_skew_ms: u64, now: Instant) -> Self {
         let own = CertId::of(keys.certificate());
-        let mut trust = Self {
+        let trust = Self {
             keys,
             cluster,
             max_skew_ms,
@@ -242,7 +242,7 @@ impl Trust {
     }
 
     /// Whether `stamp` is further ahead of our clock than the allowed skew.
-    pub(crate) fn from_the_future(&self, now: Instant, stamp: u64) -> bool {
+    pub(crate) fn is_from_the_future(&self, now: Instant, stamp: u64) -> bool {
         stamp > self.wall_millis(now).saturating_add(self.max_skew_ms)
     }
 
@@ -323,7 +323,7 @@ impl Trust {
         let Some(seal) = seal else {
             return reject(Reason::Unsigned);
         };
-        if self.from_the_future(now, version.stamp) {
+        if self.is_from_the_future(now, version.stamp) {
             return reject(Reason::FutureStamp);
         }
         let Some((writer, _)) = self.writers.get(&seal.cert) else {
