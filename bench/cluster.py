@@ -212,7 +212,7 @@ def run(args):
         subprocess.run([b.bin, "tls", "ca", "--dir", tls], check=True, capture_output=True)
         names = [f"n{i + 1}" for i in range(n)]
         for name in names:
-            subprocess.run([b.bin, "tls", "node", "--name", name, "--dir", tls],
+            subprocess.run([b.bin, "tls", "node", "--name", name, "--role", "master-poller", "--dir", tls],
                            check=True, capture_output=True)
         print(f"cluster: {n} agents, {per * n} services ({per} per node, each from its own "
               f"Mesos agent), loopback, mTLS QUIC", flush=True)

@@ -88,10 +88,21 @@ pub enum TlsCommand {
         /// The node's name, which peers verify (a lower-case DNS label).
         #[arg(long)]
         name: String,
+        /// `master-poller`: the node may publish the Mesos master's state (the shared
+        /// `mesos-master` origin); peers refuse it from a node without this role.
+        #[arg(long)]
+        role: Option<NodeRole>,
         /// Directory and validity.
         #[command(flatten)]
         args: TlsArgs,
     },
+}
+
+/// A right recorded in a node certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeRole {
+    /// May poll the Mesos master and publish its state.
+    MasterPoller,
 }
 
 /// Where certificates live and how long they last.

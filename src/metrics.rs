@@ -73,6 +73,9 @@ pub struct ClusterMetrics {
     syncs: IntCounterVec,
     /// Counter values at the last scrape: Prometheus counters only go up by increments.
     last: Mutex<[u64; 6]>,
+    /// Versions peers sent that were refused, by reason (unsigned, foreign, future_stamp, …).
+    rejected: IntCounterVec,
+    last_rejected: Mutex<beacon_gossip::Rejections>,
 }
 
 impl ClusterMetrics {
@@ -105,17 +108,27 @@ impl ClusterMetrics {
                 &["result"],
             )?,
             last: Mutex::new([0; 6]),
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "beacon_gossip_rejected_total",
+                    "Origin versions refused: unsigned, mis-signed, foreign or stamped too far ahead",
+                ),
+                &["reason"],
+            )?,
+            last_rejected: Mutex::new(beacon_gossip::Rejections::default()),
         };
         registry.register(Box::new(m.members.clone()))?;
         registry.register(Box::new(m.datagrams.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
         registry.register(Box::new(m.syncs.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
         Ok(m)
     }
 
     /// Reads the node's members and counters into the metrics.
     pub async fn update(&self, gossip: &Gossip) {
         let members = gossip.members().await.unwrap_or_default();
+        let rejected = gossip.rejections().await;
         let by = |l: Liveness| members.iter().filter(|m| m.state == l).count() as i64;
         self.members
             .with_label_values(&["up"])
@@ -148,6 +161,17 @@ impl ClusterMetrics {
         self.syncs.with_label_values(&["started"]).inc_by(delta(4));
         self.syncs.with_label_values(&["failed"]).inc_by(delta(5));
         *last = now;
+        drop(last);
+        if let Ok(rejected) = rejected {
+            let mut last = self.last_rejected.lock().unwrap_or_else(|e| e.into_inner());
+            for reason in beacon_gossip::Reason::ALL {
+                let delta = rejected.get(reason).saturating_sub(last.get(reason));
+                self.rejected
+                    .with_label_values(&[reason.as_str()])
+                    .inc_by(delta);
+            }
+            *last = rejected;
+        }
     }
 }
 

@@ -36,6 +36,9 @@ pub enum Error {
         /// The message kind that was due.
         wanted: &'static str,
     },
+    /// Occurs when a peer speaks sync version 1, whose records carry no signatures.
+    #[error("a peer sent unsigned (version 1) sync records: upgrade it to this release")]
+    UnsignedPeer,
     /// Occurs when foca rejects a datagram or an operation (malformed SWIM packet, a packet from
     /// ourselves, a full packet).
     #[error("swim: {0}")]

@@ -12,11 +12,15 @@
 //! * repair whatever broadcasts missed with push-pull sync over a reliable stream, which also
 //!   exchanges membership so a partitioned node re-learns the cluster ([`core::sync`]);
 //! * withdraw the records of a node that has been down for a grace period, and bring them back
-//!   when it returns.
+//!   when it returns;
+//! * accept an origin's version only with its writer's signature, from a certificate that owns
+//!   that origin, stamped no further ahead than the allowed clock skew ([`core::trust`]).
 //!
 //! What it does **not** do: no I/O of any kind (no sockets, no tokio, no threads, no clock: time
 //! comes in as an [`std::time::Instant`] and randomness from a caller-provided seed), and no
-//! cryptography. The QUIC transport that drives a [`Node`] carries SWIM packets in datagrams and
+//! X.509: the core verifies ECDSA signatures (ring) while certificates are checked by a
+//! [`Keys`] the caller gives it (`net::X509Keys` in the agent, fakes with real signatures in the
+//! simulator). The QUIC transport that drives a [`Node`] carries SWIM packets in datagrams and
 //! syncs on bi-directional streams, and authenticates peers with mutual TLS; the cluster id in
 //! every message only keeps two correctly authenticated clusters from merging by mistake. Payloads
 //! are opaque: the agent decides what a node's records are and how they are encoded.
@@ -43,4 +47,5 @@ pub use crate::core::membership::{
 pub use crate::core::node::{Node, NodeConfig, NodeStats, SyncOpen, cluster_id};
 pub use crate::core::store::{Origin, Record, Store, StoreConfig, StoreEvent, Version};
 pub use crate::core::sync::SyncKind;
+pub use crate::core::trust::{CertId, Keys, Reason, Rejections, Seal, Writer};
 pub use crate::error::Error;

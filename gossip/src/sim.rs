@@ -6,20 +6,28 @@
 //! delay when the loss rate would have dropped one of their packets, but never loss. Every random
 //! choice comes from one seeded generator, and node seeds derive from it, so the same seed and the
 //! same calls give the same run, event for event.
+//!
+//! Every node signs what it writes and checks what it receives, with real ECDSA P-256 keys and
+//! certificates faked by [`SimCa`] (a name, a role and a public key under a simulated CA's real
+//! signature), so the simulator exercises the same seals and checks as the agent's X.509 ones.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair};
 
 use crate::core::identity::NodeId;
 use crate::core::membership::Event;
 use crate::core::node::{Node, NodeConfig};
 use crate::core::store::{Origin, Version};
+use crate::core::trust::{Keys, Writer};
 
 /// Simulation settings.
 #[derive(Clone, Debug)]
@@ -35,8 +43,25 @@ pub struct SimConfig {
     pub retransmit_delay: Duration,
     /// How long a sync to a dead or unreachable peer takes to fail. Default 1 s.
     pub connect_timeout: Duration,
+    /// Nodes `0..master_pollers` have certificates with the master-poller role. Default 1.
+    pub master_pollers: usize,
     /// Configuration of every node.
     pub node: NodeConfig,
+}
+
+/// The simulated cluster CA: it certifies a node's name, role and public key with a real
+/// ECDSA P-256 signature. A certificate is `role (1) | name length (1) | name | public key (65)
+/// | CA signature (64)`.
+pub struct SimCa {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+/// A simulated node's key and certificate, checked against its [`SimCa`].
+pub struct SimKeys {
+    ca: Arc<SimCa>,
+    key: EcdsaKeyPair,
+    certificate: Vec<u8>,
 }
 
 /// Traffic counters.
@@ -69,10 +94,12 @@ pub struct Sim {
     seq: u64,
     stats: SimStats,
     recorder: Option<Recorder>,
+    ca: Arc<SimCa>,
 }
 
 struct Slot {
     node: Option<Node>,
+    keys: Arc<SimKeys>,
     addr: SocketAddr,
     group: u32,
     lives: u64,
@@ -124,6 +151,7 @@ impl Default for SimConfig {
             loss: 0.0,
             retransmit_delay: Duration::from_millis(30),
             connect_timeout: Duration::from_secs(1),
+            master_pollers: 1,
             node: NodeConfig::default(),
         }
     }
@@ -164,6 +192,7 @@ impl Sim {
             seq: 0,
             stats: SimStats::default(),
             recorder: None,
+            ca: Arc::new(SimCa::new()),
         }
     }
 
@@ -230,8 +259,13 @@ impl Sim {
     fn push_slot(&mut self) -> usize {
         let i = self.slots.len();
         let addr = Self::addr(i);
+        let keys = Arc::new(
+            self.ca
+                .issue(&Self::name(i), i < self.config.master_pollers),
+        );
         self.slots.push(Slot {
             node: None,
+            keys,
             addr,
             group: 0,
             lives: 0,
@@ -267,7 +301,9 @@ impl Sim {
         for (k, id) in ids.iter().enumerate() {
             let i = first + k;
             let seed = self.node_seed(i);
-            let mut node = Node::new(self.config.node.clone(), id.clone(), seed, self.now);
+            let keys = self.slots[i].keys.clone();
+            let mut node = Node::new(self.config.node.clone(), id.clone(), seed, self.now, keys);
+            node.set_wall_clock(self.now, self.wall_ms(i));
             let others: Vec<NodeId> = ids.iter().filter(|o| *o != id).cloned().collect();
             node.restore_members(self.now, others);
             self.slots[i].node = Some(node);
@@ -317,7 +353,20 @@ impl Sim {
 
     /// Publish `payload` as `origin` on node `i`.
     pub fn publish(&mut self, i: usize, origin: Origin, payload: impl Into<Bytes>) -> Version {
-        let (now, wall) = (self.now, self.wall_ms(i));
+        let wall = self.wall_ms(i);
+        self.publish_at(i, wall, origin, payload)
+    }
+
+    /// Publish as node `i` with its wall clock reading `wall_ms`: how a node with a wrong (or
+    /// lying) clock writes.
+    pub fn publish_at(
+        &mut self,
+        i: usize,
+        wall_ms: u64,
+        origin: Origin,
+        payload: impl Into<Bytes>,
+    ) -> Version {
+        let (now, wall) = (self.now, wall_ms);
         let node = self.slots[i]
             .node
             .as_mut()
@@ -395,7 +444,9 @@ impl Sim {
         // The bump is the wall clock at start, so a restarted node's identity is always newer.
         let bump = self.wall_ms(i).max(self.slots[i].lives);
         let id = NodeId::new(&Self::name(i), self.slots[i].addr, bump);
-        let mut node = Node::new(self.config.node.clone(), id, seed, self.now);
+        let keys = self.slots[i].keys.clone();
+        let mut node = Node::new(self.config.node.clone(), id, seed, self.now, keys);
+        node.set_wall_clock(self.now, self.wall_ms(i));
         let seeds: Vec<usize> = self.alive();
         if !seeds.is_empty() {
             let pick = seeds[self.rng.random_range(0..seeds.len())];
@@ -619,4 +670,84 @@ fn from_id_of(slot: &Slot) -> NodeId {
     slot.node
         .as_ref()
         .map_or_else(|| NodeId::seed(slot.addr), |n| n.id().clone())
+}
+
+impl Default for SimCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimCa {
+    /// A new CA with a fresh key.
+    pub fn new() -> Self {
+        let rng = SystemRandom::new();
+        Self {
+            key: new_key(&rng),
+            rng,
+        }
+    }
+
+    /// A certificate and key for node `name`, with the master-poller role or not.
+    pub fn issue(self: &Arc<Self>, name: &str, master_poller: bool) -> SimKeys {
+        let key = new_key(&self.rng);
+        let mut certificate = vec![u8::from(master_poller), name.len() as u8];
+        certificate.extend_from_slice(name.as_bytes());
+        certificate.extend_from_slice(key.public_key().as_ref());
+        let signature = self.sign(&certificate);
+        certificate.extend_from_slice(&signature);
+        SimKeys {
+            ca: self.clone(),
+            key,
+            certificate,
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.key
+            .sign(&self.rng, message)
+            .map_or_else(|_| Vec::new(), |s| s.as_ref().to_vec())
+    }
+}
+
+impl Keys for SimKeys {
+    fn certificate(&self) -> &[u8] {
+        &self.certificate
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.key
+            .sign(&self.ca.rng, message)
+            .map_or_else(|_| Vec::new(), |s| s.as_ref().to_vec())
+    }
+
+    fn admit(&self, certificate: &[u8], _unix_secs: u64) -> Result<Writer, String> {
+        let bad = || "not a simulated certificate".to_owned();
+        let len = usize::from(*certificate.get(1).ok_or_else(bad)?);
+        if certificate.len() != 2 + len + 65 + 64 {
+            return Err(bad());
+        }
+        let (body, ca_signature) = certificate.split_at(2 + len + 65);
+        let ca = signature::UnparsedPublicKey::new(
+            &signature::ECDSA_P256_SHA256_FIXED,
+            self.ca.key.public_key().as_ref(),
+        );
+        ca.verify(body, ca_signature)
+            .map_err(|_| "not signed by the simulated CA".to_owned())?;
+        let name = std::str::from_utf8(&body[2..2 + len]).map_err(|_| bad())?;
+        Ok(Writer {
+            names: vec![name.to_owned()],
+            master_poller: body[0] == 1,
+            public_key: body[2 + len..].to_vec(),
+        })
+    }
+}
+
+fn new_key(rng: &SystemRandom) -> EcdsaKeyPair {
+    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    EcdsaKeyPair::generate_pkcs8(alg, rng)
+        .and_then(|pkcs8| {
+            EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), rng).map_err(|_| ring::error::Unspecified)
+        })
+        .expect("ring generates and reads back a P-256 key")
 }

@@ -3,9 +3,12 @@
 //!
 //! * [`Datagram`]: what goes in one QUIC datagram: the cluster id and one foca SWIM packet (which
 //!   carries membership updates and our custom broadcasts).
-//! * [`Item`]: one custom broadcast inside a SWIM packet: a delta (origin, version, payload) or a
-//!   version notice (origin, version) for payloads too large to broadcast.
+//! * [`Item`]: one custom broadcast inside a SWIM packet: a delta (origin, version, payload and
+//!   the writer's seal) or a version notice (origin, version) for payloads too large to
+//!   broadcast, or a node's certificate. Version 1 items were unsigned: they still decode, so
+//!   they are counted as unsigned when dropped.
 //! * [`SyncMessage`]: the three messages of a push-pull sync over one bi-directional stream.
+//!   Version 2 carries seals and certificates; version 1 is refused.
 //!
 //! Decoding never panics: every failure is an [`Error`], and trailing bytes are an error too.
 
@@ -15,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::identity::NodeId;
 use crate::core::store::{Origin, Version};
+use crate::core::trust::{CertId, Seal};
 use crate::error::Error;
 
 /// Bytes an envelope adds to a SWIM packet: tag (1) + cluster id varint (≤ 10) + length varint
@@ -46,6 +50,24 @@ pub(crate) enum Item {
         /// The records, or `None` for a notice ("this version exists, pull it").
         payload: Option<Bytes>,
     },
+    /// Version 2: signed deltas, and certificates.
+    V2(ItemV2),
+}
+
+/// A version 2 broadcast.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ItemV2 {
+    /// A delta (with its writer's seal) or a notice (neither payload nor seal).
+    Record {
+        /// Whose records.
+        origin: Origin,
+        /// Their version.
+        version: Version,
+        /// The records and their seal, or `None` for a notice.
+        payload: Option<(Bytes, Seal)>,
+    },
+    /// A node's certificate (DER), broadcast once when it starts so peers can check its seals.
+    Certificate(Bytes),
 }
 
 /// One message on a sync stream. The cluster id rides on every message.
@@ -53,6 +75,11 @@ pub(crate) enum Item {
 pub(crate) enum SyncMessage {
     /// Version 1.
     V1 {
+        /// The sender's cluster; the unsigned body that followed is not read.
+        cluster: u64,
+    },
+    /// Version 2: records carry seals, and certificates travel beside them.
+    V2 {
         /// The sender's cluster.
         cluster: u64,
         /// The message.
@@ -93,6 +120,8 @@ pub(crate) struct SyncRequest {
     pub(crate) kind: SyncKind,
     /// Origin → version held by the requester.
     pub(crate) digest: Vec<(Origin, Version)>,
+    /// Full: the certificates the requester knows, so the responder sends the others.
+    pub(crate) certs: Vec<CertId>,
     /// Full: the requester's membership view, itself included. Suspect: the suspicion. Pull:
     /// empty.
     pub(crate) members: Vec<Member<NodeId>>,
@@ -102,7 +131,9 @@ pub(crate) struct SyncRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SyncResponse {
     /// Records the requester lacks or holds older.
-    pub(crate) records: Vec<(Origin, Version, Bytes)>,
+    pub(crate) records: Vec<SignedRecord>,
+    /// Certificates of those records' writers, and (full sync) the ones the requester lacks.
+    pub(crate) certs: Vec<Bytes>,
     /// Origins the responder lacks or holds older: the requester pushes them.
     pub(crate) wanted: Vec<Origin>,
     /// Members the requester's view lacks or has stale, the responder itself included.
@@ -113,12 +144,32 @@ pub(crate) struct SyncResponse {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SyncPush {
     /// The wanted records.
-    pub(crate) records: Vec<(Origin, Version, Bytes)>,
+    pub(crate) records: Vec<SignedRecord>,
+    /// Certificates of those records' writers.
+    pub(crate) certs: Vec<Bytes>,
+}
+
+/// One origin's version as sync carries it, with its writer's seal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SignedRecord {
+    /// Whose records.
+    pub(crate) origin: Origin,
+    /// Their version.
+    pub(crate) version: Version,
+    /// The records; empty for a tombstone.
+    pub(crate) payload: Bytes,
+    /// The writer's seal (`None` only from a peer that never had one: refused as unsigned).
+    pub(crate) seal: Option<Seal>,
 }
 
 /// A borrowed byte string, encoded as postcard bytes (length + raw), decoded without copying.
 #[derive(Debug)]
 pub(crate) struct Raw<'a>(pub(crate) &'a [u8]);
+
+/// An item of either version, for the broadcast handler.
+pub(crate) fn decode_item(bytes: &[u8]) -> Result<Item, Error> {
+    decode("broadcast item", bytes)
+}
 
 impl Serialize for Raw<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -178,17 +229,28 @@ pub(crate) fn decode_datagram(cluster: u64, bytes: &[u8]) -> Result<&[u8], Error
 
 /// Encode a sync message.
 pub(crate) fn encode_sync(cluster: u64, body: SyncBody) -> Vec<u8> {
-    encode(&SyncMessage::V1 { cluster, body })
+    encode(&SyncMessage::V2 { cluster, body })
 }
 
 /// Decode a sync message, checking its cluster.
 pub(crate) fn decode_sync(cluster: u64, bytes: &[u8]) -> Result<SyncBody, Error> {
-    match decode("sync message", bytes)? {
-        SyncMessage::V1 { cluster: got, body } if got == cluster => Ok(body),
-        SyncMessage::V1 { cluster: got, .. } => Err(Error::WrongCluster {
+    let what = "sync message";
+    let (message, rest) =
+        postcard::take_from_bytes(bytes).map_err(|source| Error::Decode { what, source })?;
+    if let SyncMessage::V1 { .. } = message {
+        return Err(Error::UnsignedPeer);
+    }
+    if !rest.is_empty() {
+        let extra = rest.len();
+        return Err(Error::Trailing { what, extra });
+    }
+    match message {
+        SyncMessage::V2 { cluster: got, body } if got == cluster => Ok(body),
+        SyncMessage::V2 { cluster: got, .. } => Err(Error::WrongCluster {
             expected: cluster,
             got,
         }),
+        SyncMessage::V1 { .. } => Err(Error::UnsignedPeer),
     }
 }
 
@@ -220,6 +282,7 @@ mod tests {
             1,
             SyncBody::Push(SyncPush {
                 records: Vec::new(),
+                certs: Vec::new(),
             }),
         );
         assert!(matches!(

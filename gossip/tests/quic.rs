@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use beacon_gossip::net::{Credentials, Incoming, Transport, spawn};
+use std::sync::Arc;
+
+use beacon_gossip::net::{Credentials, Incoming, Transport, X509Keys, spawn};
 use beacon_gossip::{Event, Liveness, Node, NodeConfig, NodeId, Origin, cluster_id};
 use bytes::Bytes;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -47,15 +49,16 @@ struct Member {
 }
 
 fn member(ca: &Ca, name: &str, seed: u64) -> Member {
-    let (transport, incoming) =
-        Transport::bind("127.0.0.1:0".parse().unwrap(), &creds(ca, name)).unwrap();
+    let creds = creds(ca, name);
+    let keys = Arc::new(X509Keys::new(&creds).unwrap());
+    let (transport, incoming) = Transport::bind("127.0.0.1:0".parse().unwrap(), &creds).unwrap();
     let addr: SocketAddr = transport.local_addr().unwrap();
     let id = NodeId::new(name, addr, 1);
     let config = NodeConfig {
         cluster: cluster_id("test"),
         ..NodeConfig::default()
     };
-    let node = Node::new(config, id.clone(), seed, Instant::now());
+    let node = Node::new(config, id.clone(), seed, Instant::now(), keys);
     let (gossip, events, _) = spawn(node, transport, incoming);
     Member { id, gossip, events }
 }

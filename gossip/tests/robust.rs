@@ -1,13 +1,16 @@
 //! Whatever a peer sends, a node answers with an error value, never a panic.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use beacon_gossip::sim::SimCa;
 use beacon_gossip::{Node, NodeConfig, NodeId};
 use proptest::prelude::*;
 
 fn node() -> Node {
     let id = NodeId::new("n1", "10.0.0.1:7000".parse().unwrap(), 1);
-    Node::new(NodeConfig::default(), id, 7, Instant::now())
+    let keys = Arc::new(Arc::new(SimCa::new()).issue("n1", false));
+    Node::new(NodeConfig::default(), id, 7, Instant::now(), keys)
 }
 
 /// A datagram envelope for cluster 0 around `swim`: tag 0, cluster 0, length, bytes (postcard).

@@ -1,16 +1,21 @@
 //! Cluster behaviour in the deterministic simulator: convergence, deletion, withdrawal and
-//! return, partitions, false positives under loss, and monotonic versions across restarts.
+//! return, partitions, false positives under loss, monotonic versions across restarts, and
+//! writes a certificate holder has no right to (forged origins, stamps from the future).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use beacon_gossip::sim::{Sim, SimConfig};
-use beacon_gossip::{Event, Origin};
+use beacon_gossip::{Event, Origin, Reason};
+
+/// Nodes 0 to 3 may poll the Mesos master; the others may not.
+const MASTER_POLLERS: usize = 4;
 
 fn cluster(n: usize, seed: u64) -> Sim {
     let mut sim = Sim::new(SimConfig {
         seed,
+        master_pollers: MASTER_POLLERS,
         ..SimConfig::default()
     });
     sim.add_nodes(n, Duration::from_millis(20));
@@ -225,4 +230,69 @@ fn same_seed_same_run() {
         )
     };
     assert_eq!(run(9), run(9));
+}
+
+fn rejected(sim: &Sim, reason: Reason) -> u64 {
+    sim.alive()
+        .iter()
+        .map(|i| sim.node(*i).unwrap().rejections().get(reason))
+        .sum()
+}
+
+#[test]
+fn a_certificate_holder_cannot_forge_another_nodes_origin_or_the_masters() {
+    let mut sim = cluster(12, 11);
+    let master = Origin::Shared("mesos-master".into());
+    let honest = sim.publish(0, master.clone(), &b"state from the real master"[..]);
+    let own = sim.publish(3, node_origin(3), &b"db.marathon -> 10.0.0.4"[..]);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.holding(&master, honest), 12);
+    assert_eq!(sim.holding(&node_origin(3), own), 12);
+    // Node 7 holds a valid certificate (for n7, without the master-poller role). It writes
+    // n3's origin and the master's, small (broadcast whole) and large (notice and pull).
+    let forged = sim.publish(7, node_origin(3), &b"db.marathon -> 6.6.6.6"[..]);
+    let forged_master = sim.publish(7, master.clone(), vec![6u8; 4000]);
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(sim.holding(&node_origin(3), forged), 1, "only the forger");
+    assert_eq!(sim.holding(&master, forged_master), 1, "only the forger");
+    for i in sim.alive().into_iter().filter(|i| *i != 7) {
+        let node = sim.node(i).unwrap();
+        assert_eq!(node.version(&node_origin(3)), Some(own), "node {i}");
+        assert_eq!(node.version(&master), Some(honest), "node {i}");
+    }
+    assert!(
+        rejected(&sim, Reason::Foreign) >= 11,
+        "counted where refused"
+    );
+    // The owners still write, and everyone takes it.
+    let next = sim.publish(3, node_origin(3), &b"db.marathon -> 10.0.0.5"[..]);
+    let next_master = sim.publish(1, master.clone(), &b"next state"[..]);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.holding(&node_origin(3), next), 12);
+    assert!(sim.holding(&master, next_master) >= 11);
+}
+
+#[test]
+fn a_stamp_from_the_future_is_refused_and_the_owners_keep_writing() {
+    let mut sim = cluster(8, 12);
+    let master = Origin::Shared("mesos-master".into());
+    sim.publish(0, master.clone(), &b"state 0"[..]);
+    sim.run_for(Duration::from_secs(2));
+    // Node 1, a master poller with a lying clock, deletes the master's records at the end of
+    // time (a tombstone stamped u64::MAX), then node 2 an hour ahead.
+    let locked = sim.publish_at(1, u64::MAX, master.clone(), &b""[..]);
+    assert_eq!(locked.stamp, u64::MAX);
+    let hour_ahead = sim.wall_ms(2) + 3_600_000;
+    let ahead = sim.publish_at(2, hour_ahead, master.clone(), &b"state from the future"[..]);
+    sim.run_for(Duration::from_secs(20));
+    assert_eq!(sim.holding(&master, locked), 1, "only the liar");
+    assert!(sim.holding(&master, ahead) <= 2, "only the liars");
+    assert!(rejected(&sim, Reason::FutureStamp) >= 6);
+    // The honest poller keeps writing, and every honest node takes it.
+    let next = sim.publish(0, master.clone(), &b"state 1"[..]);
+    sim.run_for(Duration::from_secs(3));
+    for i in [0, 3, 4, 5, 6, 7] {
+        let record = sim.node(i).unwrap().record(&master);
+        assert_eq!(record.map(|r| r.version), Some(next), "node {i}");
+    }
 }

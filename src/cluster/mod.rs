@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beacon_catalog::Catalog;
-use beacon_gossip::net::{Credentials, Gossip, Transport, TransportError, spawn};
+use beacon_gossip::net::{Credentials, Gossip, Transport, TransportError, X509Keys, spawn};
 use beacon_gossip::{MemberState, Node, NodeConfig, NodeId, cluster_id};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -75,15 +75,18 @@ impl Cluster {
     ) -> Result<Self, ClusterError> {
         let (cluster, name) = (&config.cluster, &config.node.name);
         let creds = credentials(&cluster.tls_dir, name)?;
+        // The node key seals what this node writes; the CA checks every writer's certificate.
+        let keys = Arc::new(X509Keys::new(&creds)?);
         let (transport, incoming) = Transport::bind(listen, &creds)?;
         let addr = transport.local_addr()?;
         let node_config = NodeConfig {
             cluster: cluster_id(&cluster.name),
             withdraw_after: cluster.withdraw_after,
+            max_clock_skew: cluster.max_clock_skew,
             ..NodeConfig::default()
         };
         let id = NodeId::new(name, addr, wall_millis());
-        let node = Node::new(node_config, id, rand::random(), Instant::now());
+        let node = Node::new(node_config, id, rand::random(), Instant::now(), keys);
         let (gossip, events, driver) = spawn(node, transport, incoming);
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {

@@ -47,7 +47,8 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
     let mut seed = None;
     for i in 1..=args.nodes {
         let name = format!("n{i}");
-        crate::commands::tls::issue_node(&tls_dir, &name, 1)?;
+        // Every demo node polls the (fake) master: each may publish its state.
+        crate::commands::tls::issue_node_with_role(&tls_dir, &name, 1, true)?;
         let mut config = demo_config(master.addr());
         config.node.name = name.clone();
         config.api.tokens = vec![token.settings.clone()];

@@ -29,8 +29,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             token::run(&args);
             Ok(())
         }
-        Command::Tls(TlsCommand::Node { name, args }) => {
-            let cert = tls::issue_node(&args.dir, &name, args.days)?;
+        Command::Tls(TlsCommand::Node { name, role, args }) => {
+            let poller = role == Some(crate::cli::NodeRole::MasterPoller);
+            let cert = tls::issue_node_with_role(&args.dir, &name, args.days, poller)?;
             println!("issued {}", cert.display());
             Ok(())
         }

@@ -61,6 +61,18 @@ pub fn create_ca(dir: &Path, days: u32) -> Result<PathBuf, TlsError> {
 /// Issues a certificate for node `name` from the CA in `dir`, valid for `days`. Peers verify
 /// it as both client and server, under the DNS name `name`.
 pub fn issue_node(dir: &Path, name: &str, days: u32) -> Result<PathBuf, TlsError> {
+    issue_node_with_role(dir, name, days, false)
+}
+
+/// [`issue_node`], with the master-poller role when `master_poller`: an extended key usage
+/// (`beacon_gossip::net::MASTER_POLLER_OID`) without which peers refuse the node's writes of
+/// the Mesos master's state.
+pub fn issue_node_with_role(
+    dir: &Path,
+    name: &str,
+    days: u32,
+    master_poller: bool,
+) -> Result<PathBuf, TlsError> {
     if !is_node_name(name) {
         return Err(TlsError::BadName(name.to_string()));
     }
@@ -74,7 +86,19 @@ pub fn issue_node(dir: &Path, name: &str, days: u32) -> Result<PathBuf, TlsError
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(cert_err("reading ca-key.pem"))?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(cert_err("reading ca.pem"))?;
     let key = KeyPair::generate().map_err(cert_err("generating the node key"))?;
-    let cert = node_params(name, days)?
+    let mut params = node_params(name, days)?;
+    if master_poller {
+        // rcgen encodes custom EKU OIDs only with u64 components; the UUID-arc OID is written
+        // as the whole extension (id-ce-extKeyUsage, 2.5.29.37) instead.
+        params.extended_key_usages.clear();
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 37],
+                beacon_gossip::net::MASTER_POLLER_EKU_EXTENSION.to_vec(),
+            ));
+    }
+    let cert = params
         .signed_by(&key, &issuer)
         .map_err(cert_err("signing the node certificate"))?;
     write(dir, &key_path, key.serialize_pem().as_bytes(), 0o600)?;

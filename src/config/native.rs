@@ -83,6 +83,7 @@
 //! tls_dir = "beacon-tls"          # ca.pem, <node name>.pem, <node name>-key.pem (`beacon tls`)
 //! name = "beacon"                 # cluster name: clusters of other names never merge
 //! withdraw_after_secs = 30        # a node down this long has its records withdrawn everywhere
+//! max_clock_skew_secs = 60        # a peer's version stamped further ahead of our clock is refused
 //!
 //! [vip]
 //! data_plane = "auto"             # "auto": on when root and BPF allow, else off with one log line;
@@ -261,6 +262,10 @@ pub struct ClusterSettings {
     /// (`withdraw_after_secs` in the file).
     #[serde(rename = "withdraw_after_secs", deserialize_with = "seconds")]
     pub withdraw_after: Duration,
+    /// How far ahead of this node's clock a peer's version may be stamped; later ones are
+    /// refused, so no stamp can lock an origin away from its owner (`max_clock_skew_secs`).
+    #[serde(rename = "max_clock_skew_secs", deserialize_with = "seconds")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -271,6 +276,7 @@ impl Default for ClusterSettings {
             tls_dir: "beacon-tls".into(),
             name: "beacon".into(),
             withdraw_after: Duration::from_secs(30),
+            max_clock_skew: Duration::from_secs(60),
         }
     }
 }

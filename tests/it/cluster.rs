@@ -106,7 +106,16 @@ fn registrations_reach_every_node_and_leave_with_delete() {
     beacon(&["tls", "ca", "--dir", tls]);
     let names = ["n1", "n2", "n3", "n4", "n5"];
     for n in names {
-        beacon(&["tls", "node", "--name", n, "--dir", tls]);
+        beacon(&[
+            "tls",
+            "node",
+            "--name",
+            n,
+            "--role",
+            "master-poller",
+            "--dir",
+            tls,
+        ]);
     }
     let master = FakeMaster::start(
         &dir,

@@ -136,7 +136,16 @@ fn partitioned_sides_converge_to_the_union_after_healing() {
     };
     beacon(&["tls", "ca", "--dir", tls]);
     for n in ["a1", "a2", "b1", "b2"] {
-        beacon(&["tls", "node", "--name", n, "--dir", tls]);
+        beacon(&[
+            "tls",
+            "node",
+            "--name",
+            n,
+            "--role",
+            "master-poller",
+            "--dir",
+            tls,
+        ]);
     }
     let t = tag();
     let sides = [

@@ -1,6 +1,7 @@
 //! Store deltas as foca custom broadcasts.
 //!
-//! A change to an origin is broadcast as an item (`wire::Item`): the origin, its version and its payload.
+//! A change to an origin is broadcast as an item (`wire::Item`): the origin, its version, its
+//! payload and its writer's seal, checked before anything is stored ([`crate::core::trust`]).
 //! foca piggybacks items on SWIM packets and re-sends each one `max_transmissions` times; a node
 //! that receives an item newer than what it holds applies it and re-broadcasts it (returns
 //! `Some(key)` from [`BroadcastHandler::receive_item`]), so the item spreads epidemically. An item
@@ -14,6 +15,10 @@
 //! seconds for each origin a node writes, is the heartbeat that lets peers notice deltas they
 //! missed (research/gossip-dns.md §1.5 step 3), in both directions: a sender with an older version
 //! than ours gets a sync too.
+//!
+//! A node's certificate is an item too, broadcast once when it starts, so its seals can be
+//! checked everywhere without a round trip; a delta sealed by a certificate we have not seen is
+//! pulled from its sender like a notice, and the sync answer carries the certificate.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -23,15 +28,21 @@ use foca::{BroadcastHandler, Invalidates};
 
 use crate::core::identity::NodeId;
 use crate::core::store::{Applied, Origin, Store, Version};
+use crate::core::trust::{CertId, Reason, Refusal, Seal, Trust};
 use crate::error::Error;
-use crate::wire::{self, Item};
+use crate::wire::{self, Item, ItemV2};
 
 /// The identity of a broadcast item inside foca's queue.
 #[derive(Debug, Clone)]
-pub(crate) struct Key {
-    origin: Origin,
-    version: Version,
-    full: bool,
+pub(crate) enum Key {
+    /// An origin's version: whole (`full`) or a notice.
+    Record {
+        origin: Origin,
+        version: Version,
+        full: bool,
+    },
+    /// A node's certificate.
+    Certificate(CertId),
 }
 
 /// State the broadcast handler shares with the node: foca owns the handler and gives no access
@@ -39,6 +50,8 @@ pub(crate) struct Key {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Store,
+    /// Our key, the writers we know, and what we refused.
+    pub(crate) trust: Trust,
     /// The time of the call being processed, for the store's bookkeeping.
     pub(crate) now: Instant,
     /// Notices that show we are behind: pull `origin` at `version` from the sender.
@@ -68,9 +81,22 @@ impl Invalidates for Key {
     /// item replaces a notice (and an identical item, so re-queued heartbeats do not pile up), but
     /// a notice never replaces a full item still being spread.
     fn invalidates(&self, other: &Self) -> bool {
-        self.origin == other.origin
-            && (self.version > other.version
-                || (self.version == other.version && (self.full || !other.full)))
+        match (self, other) {
+            (
+                Self::Record {
+                    origin,
+                    version,
+                    full,
+                },
+                Self::Record {
+                    origin: o,
+                    version: v,
+                    full: f,
+                },
+            ) => origin == o && (version > v || (version == v && (*full || !*f))),
+            (Self::Certificate(a), Self::Certificate(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
@@ -89,56 +115,124 @@ impl BroadcastHandler<NodeId> for Handler {
         data: &[u8],
         sender: Option<&NodeId>,
     ) -> Result<Option<Key>, ItemError> {
-        let Item::V1 {
-            origin,
-            version,
-            payload,
-        } = wire::decode("broadcast item", data)?;
-        let key = Key {
-            origin,
-            version,
-            full: payload.is_some(),
-        };
-        // Our own items (foca::add_broadcast): the node has already written the store.
-        let Some(sender) = sender else {
-            return Ok(Some(key));
+        let item = match wire::decode_item(data)? {
+            Item::V2(item) => item,
+            Item::V1 { .. } => {
+                if sender.is_some() {
+                    lock(&self.shared).trust.rejections.count(Reason::Unsigned);
+                }
+                return Ok(None);
+            }
         };
         let mut shared = lock(&self.shared);
-        let shared = &mut *shared;
-        match payload {
-            Some(payload) => {
-                match shared
-                    .store
-                    .apply(shared.now, key.origin.clone(), version, payload)
-                {
-                    Applied::New => Ok(Some(key)),
-                    Applied::Stale => Ok(None),
-                    Applied::BadHash => Err(ItemError::BadHash {
-                        origin: key.origin,
-                        version,
-                    }),
-                }
+        match item {
+            ItemV2::Certificate(der) => {
+                let key = Key::Certificate(CertId::of(&der));
+                let now = shared.now;
+                let new = sender.is_none() || !shared.trust.knows(&CertId::of(&der));
+                // Relayed only the first time we learn it, like any item.
+                Ok((new && shared.trust.learn(now, &der)).then_some(key))
             }
-            None => {
-                let ours = shared.store.version(&key.origin);
-                if ours < Some(version) {
-                    shared.pulls.push((sender.clone(), key.origin, version));
-                } else if ours > Some(version) {
-                    shared.behind.push(sender.clone());
+            ItemV2::Record {
+                origin,
+                version,
+                payload,
+            } => {
+                let key = Key::Record {
+                    origin: origin.clone(),
+                    version,
+                    full: payload.is_some(),
+                };
+                // Our own items (foca::add_broadcast): the node has already written the store.
+                let Some(sender) = sender else {
+                    return Ok(Some(key));
+                };
+                match payload {
+                    Some((payload, seal)) => {
+                        receive_delta(&mut shared, sender, origin, version, payload, seal)
+                            .map(|relay| relay.then_some(key))
+                    }
+                    None => {
+                        receive_notice(&mut shared, sender, origin, version);
+                        Ok(None)
+                    }
                 }
-                Ok(None)
             }
         }
     }
 }
 
-/// Encode an item: the full delta, or a notice when `payload` is `None`.
-pub(crate) fn encode_item(origin: &Origin, version: Version, payload: Option<&Bytes>) -> Vec<u8> {
-    wire::encode(&Item::V1 {
+/// A delta from `sender`: stored if new and sealed by its origin's writer. Returns whether to
+/// relay it.
+fn receive_delta(
+    shared: &mut Shared,
+    sender: &NodeId,
+    origin: Origin,
+    version: Version,
+    payload: Bytes,
+    seal: Seal,
+) -> Result<bool, ItemError> {
+    // Old news costs no signature check: foca delivers every item several times.
+    if shared.store.version(&origin) >= Some(version) {
+        return Ok(false);
+    }
+    let now = shared.now;
+    match shared
+        .trust
+        .check(now, &origin, version, &payload, Some(&seal))
+    {
+        Ok(()) => {}
+        Err(Refusal::Unknown) => {
+            // The sender holds it and can send the certificate along: pull it.
+            shared.pulls.push((sender.clone(), origin, version));
+            return Ok(false);
+        }
+        Err(Refusal::Rejected(_)) => return Ok(false),
+    }
+    match shared
+        .store
+        .apply_sealed(now, origin.clone(), version, payload, Some(seal))
+    {
+        Applied::New => Ok(true),
+        Applied::Stale => Ok(false),
+        Applied::BadHash => {
+            shared.trust.rejections.count(Reason::BadHash);
+            Err(ItemError::BadHash { origin, version })
+        }
+    }
+}
+
+/// A notice from `sender`: pull if we are behind, tell it to sync if it is. A notice stamped
+/// beyond the allowed skew is ignored, so it cannot make us pull what we would refuse.
+fn receive_notice(shared: &mut Shared, sender: &NodeId, origin: Origin, version: Version) {
+    if shared.trust.is_from_the_future(shared.now, version.stamp) {
+        shared.trust.rejections.count(Reason::FutureStamp);
+        return;
+    }
+    let ours = shared.store.version(&origin);
+    if ours < Some(version) {
+        shared.pulls.push((sender.clone(), origin, version));
+    } else if ours > Some(version) {
+        shared.behind.push(sender.clone());
+    }
+}
+
+/// Encode an item: the full delta with its seal, or a notice when `payload` is `None`.
+pub(crate) fn encode_item(
+    origin: &Origin,
+    version: Version,
+    payload: Option<(&Bytes, &Seal)>,
+) -> Vec<u8> {
+    wire::encode(&Item::V2(ItemV2::Record {
         origin: origin.clone(),
         version,
-        payload: payload.cloned(),
-    })
+        payload: payload.map(|(p, s)| (p.clone(), s.clone())),
+    }))
+}
+
+/// Encode a certificate announcement.
+pub(crate) fn encode_certificate(der: &Bytes) -> Vec<u8> {
+    wire::encode(&Item::V2(ItemV2::Certificate(der.clone())))
 }
 
 /// Lock the shared state. A panic while it was held cannot leave it half-updated in a way that
@@ -151,15 +245,19 @@ pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 mod tests {
     use super::*;
 
-    fn key(version: u64, full: bool) -> Key {
-        Key {
-            origin: Origin::Node("a".into()),
+    fn key_of(origin: &str, version: u64, full: bool) -> Key {
+        Key::Record {
+            origin: Origin::Node(origin.into()),
             version: Version {
                 stamp: version,
                 hash: 0,
             },
             full,
         }
+    }
+
+    fn key(version: u64, full: bool) -> Key {
+        key_of("a", version, full)
     }
 
     #[test]
@@ -169,8 +267,9 @@ mod tests {
         assert!(key(1, true).invalidates(&key(1, false)));
         assert!(!key(1, false).invalidates(&key(1, true)));
         assert!(key(1, false).invalidates(&key(1, false)));
-        let mut other = key(3, true);
-        other.origin = Origin::Node("b".into());
-        assert!(!key(4, true).invalidates(&other));
+        assert!(!key(4, true).invalidates(&key_of("b", 3, true)));
+        let cert = Key::Certificate(CertId([1; 8]));
+        assert!(cert.invalidates(&cert.clone()));
+        assert!(!cert.invalidates(&key(1, true)));
     }
 }

@@ -8,3 +8,4 @@ pub mod node;
 mod presence;
 pub mod store;
 pub mod sync;
+pub mod trust;

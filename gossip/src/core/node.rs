@@ -9,6 +9,9 @@
 //! [`Node::handle_sync_push`]. The agent publishes its records with [`Node::publish`] and rebuilds
 //! its catalog from [`Node::records`] when [`Node::poll_event`] reports an origin change.
 //!
+//! Every version is sealed by its writer and checked by every receiver ([`crate::core::trust`]):
+//! give the node its [`Keys`] at [`Node::new`] and the wall clock with [`Node::set_wall_clock`].
+//!
 //! Withdrawal: when membership has no live member with a node's name for
 //! [`NodeConfig::withdraw_after`], that node's origin is hidden; it comes back as soon as a member
 //! with that name is up again.
@@ -23,7 +26,7 @@ use foca::Member;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use crate::core::broadcast::{Handler, Shared, encode_item, lock};
+use crate::core::broadcast::{Handler, Shared, encode_certificate, encode_item, lock};
 use crate::core::identity::NodeId;
 use crate::core::membership::{
     Event, Liveness, MemberState, Membership, MembershipConfig, Transmit,
@@ -31,8 +34,9 @@ use crate::core::membership::{
 use crate::core::presence::Presence;
 use crate::core::store::{Origin, Record, Store, StoreConfig, StoreEvent, Version};
 use crate::core::sync::{self, NO_VERSION, SyncKind};
+use crate::core::trust::{Keys, Rejections, Trust};
 use crate::error::Error;
-use crate::wire::{self, SyncBody, SyncRequest, SyncResponse};
+use crate::wire::{self, SignedRecord, SyncBody, SyncRequest, SyncResponse};
 
 /// Node tuning; the default is tuned for a LAN cluster of up to a few thousand nodes.
 #[derive(Clone, Debug)]
@@ -60,6 +64,9 @@ pub struct NodeConfig {
     pub max_syncs_in_flight: usize,
     /// The grace period before a down node's records are withdrawn. Default 30 s.
     pub withdraw_after: Duration,
+    /// How far ahead of our wall clock a peer's stamp may be; a version stamped later is
+    /// refused, so nobody can lock an origin by stamping it in the far future. Default 60 s.
+    pub max_clock_skew: Duration,
     /// How often we try a full sync with a random member we believe down. After a partition
     /// heals, this is how the two sides find each other again (each tells the other it was
     /// declared down; both rejoin under new identities). foca's own announce to down members
@@ -132,6 +139,7 @@ impl Default for NodeConfig {
             max_syncs_in_flight: 4,
             withdraw_after: Duration::from_secs(30),
             reconnect_interval: Duration::from_secs(15),
+            max_clock_skew: Duration::from_secs(60),
         }
     }
 }
@@ -142,10 +150,21 @@ pub fn cluster_id(name: &str) -> u64 {
 }
 
 impl Node {
-    /// A node with identity `id`, alone until [`Node::join`]. `seed` seeds every random choice.
-    pub fn new(config: NodeConfig, id: NodeId, seed: u64, now: Instant) -> Self {
+    /// A node with identity `id`, alone until [`Node::join`]. `seed` seeds every random choice;
+    /// `keys` sign what it writes and check what others wrote. Its certificate is broadcast
+    /// once, so peers can check its seals.
+    pub fn new(
+        config: NodeConfig,
+        id: NodeId,
+        seed: u64,
+        now: Instant,
+        keys: Arc<dyn Keys>,
+    ) -> Self {
+        let skew = u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX);
+        let trust = Trust::new(keys, config.cluster, skew, now);
         let shared = Arc::new(Mutex::new(Shared {
             store: Store::new(config.store.clone()),
+            trust,
             now,
             pulls: Vec::new(),
             behind: Vec::new(),
@@ -184,6 +203,18 @@ impl Node {
         }
     }
 
+    /// Tell the node the wall clock (milliseconds since the Unix epoch) at `now`; it
+    /// extrapolates from there, to refuse stamps too far ahead of it. Call it at start and now
+    /// and then (the driver does on every timer), so clock adjustments are followed.
+    pub fn set_wall_clock(&mut self, now: Instant, wall_millis: u64) {
+        lock(&self.shared).trust.set_wall_clock(now, wall_millis);
+    }
+
+    /// Versions this node refused, by reason.
+    pub fn rejections(&self) -> Rejections {
+        lock(&self.shared).trust.rejections.clone()
+    }
+
     /// Our current identity.
     pub fn id(&self) -> &NodeId {
         self.membership.id()
@@ -203,6 +234,7 @@ impl Node {
         self.set_now(now);
         let members = members.into_iter().map(Member::alive).collect();
         self.membership.restore_members(now, members);
+        self.announce_certificate();
         self.after(now);
     }
 
@@ -223,12 +255,24 @@ impl Node {
         payload: Bytes,
     ) -> Version {
         self.set_now(now);
-        let version =
-            lock(&self.shared)
+        let (version, seal) = {
+            let mut shared = lock(&self.shared);
+            let shared = &mut *shared;
+            let version = shared
                 .store
                 .write(now, wall_millis, origin.clone(), payload.clone());
+            let seal = match shared.store.seal(&origin) {
+                Some(seal) => seal.clone(),
+                None => {
+                    let seal = shared.trust.seal(&origin, version, &payload);
+                    shared.store.set_seal(&origin, version, seal.clone());
+                    seal
+                }
+            };
+            (version, seal)
+        };
         let inline = payload.len() <= self.config.inline_payload_limit;
-        let item = encode_item(&origin, version, inline.then_some(&payload));
+        let item = encode_item(&origin, version, inline.then_some((&payload, &seal)));
         self.membership.add_broadcast(&item);
         self.own.insert(origin, payload);
         self.after(now);
@@ -398,11 +442,17 @@ impl Node {
                 vec![self.membership.own_member()]
             }
         };
-        let (records, wanted) = sync::answer(&lock(&self.shared).store, &request);
-        let response = SyncResponse {
-            records,
-            wanted,
-            members,
+        let response = {
+            let shared = lock(&self.shared);
+            let (records, wanted) = sync::answer(&shared.store, &request);
+            let known = (request.kind == SyncKind::Full).then_some(&request.certs[..]);
+            let certs = sync::certificates_for(&shared.trust, &records, known);
+            SyncResponse {
+                records,
+                wanted,
+                members,
+                certs,
+            }
         };
         self.after(now);
         Ok(wire::encode_sync(
@@ -425,15 +475,22 @@ impl Node {
             return Err(Error::UnexpectedSyncMessage { wanted: "response" });
         };
         self.membership.apply_members(now, response.members.clone());
-        let push = (!response.wanted.is_empty())
-            .then(|| sync::push_for(&lock(&self.shared).store, &response));
-        let new = self.apply_sync_records(now, response.records);
+        let push = (!response.wanted.is_empty()).then(|| {
+            let shared = lock(&self.shared);
+            sync::push_for(&shared.store, &shared.trust, &response)
+        });
+        let new = self.apply_sync_records(now, response.records, &response.certs);
         if kind == Some(SyncKind::Pull) {
             // A pull answers a notice: we now hold the data, so we spread it (whole if small,
             // else as our own notice, which we can serve). This keeps large payloads epidemic.
-            for (origin, version, payload) in new {
-                let inline = payload.len() <= self.config.inline_payload_limit;
-                let item = encode_item(&origin, version, inline.then_some(&payload));
+            for record in new {
+                let inline = record.payload.len() <= self.config.inline_payload_limit;
+                let whole = record.seal.as_ref().filter(|_| inline);
+                let item = encode_item(
+                    &record.origin,
+                    record.version,
+                    whole.map(|seal| (&record.payload, seal)),
+                );
                 self.membership.add_broadcast(&item);
             }
         }
@@ -447,7 +504,7 @@ impl Node {
         let SyncBody::Push(push) = wire::decode_sync(self.config.cluster, bytes)? else {
             return Err(Error::UnexpectedSyncMessage { wanted: "push" });
         };
-        self.apply_sync_records(now, push.records);
+        self.apply_sync_records(now, push.records, &push.certs);
         self.after(now);
         Ok(())
     }
@@ -471,9 +528,14 @@ impl Node {
     fn apply_sync_records(
         &mut self,
         now: Instant,
-        records: Vec<(Origin, Version, Bytes)>,
-    ) -> Vec<(Origin, Version, Bytes)> {
-        let (new, bad) = sync::apply_records(&mut lock(&self.shared).store, now, records);
+        records: Vec<SignedRecord>,
+        certs: &[Bytes],
+    ) -> Vec<SignedRecord> {
+        let (new, bad) = {
+            let mut shared = lock(&self.shared);
+            let shared = &mut *shared;
+            sync::apply_records(&mut shared.store, &mut shared.trust, now, records, certs)
+        };
         self.stats.records_from_sync += new.len() as u64;
         self.stats.rejected_records += bad as u64;
         new
@@ -523,10 +585,11 @@ impl Node {
         if let Some(name) = self.presence.on_event(now, event) {
             lock(&self.shared).store.restore(&Origin::Node(name));
         }
-        if *event == Event::Joined
-            && let Some(peer) = self.random_member()
-        {
-            self.start_full_sync(now, peer);
+        if *event == Event::Joined {
+            self.announce_certificate();
+            if let Some(peer) = self.random_member() {
+                self.start_full_sync(now, peer);
+            }
         }
     }
 
@@ -555,6 +618,14 @@ impl Node {
         if stored.is_some_and(|(_, payload)| payload != ours) {
             self.publish(now, 0, origin.clone(), ours);
         }
+    }
+
+    /// Broadcast our certificate, so peers can check our seals without asking for it. Done on
+    /// joining (a broadcast queued before that does not get out in time).
+    fn announce_certificate(&mut self) {
+        let (_, certificate) = lock(&self.shared).trust.own_certificate();
+        self.membership
+            .add_broadcast(&encode_certificate(&certificate));
     }
 
     fn maintain(&mut self, now: Instant) {
@@ -591,10 +662,15 @@ impl Node {
         if !self.can_start(&peer) {
             return;
         }
+        let (digest, certs) = {
+            let shared = lock(&self.shared);
+            (sync::full_digest(&shared.store), shared.trust.known())
+        };
         let request = SyncRequest {
             from: self.id().clone(),
             kind: SyncKind::Full,
-            digest: sync::full_digest(&lock(&self.shared).store),
+            digest,
+            certs,
             members: self.membership.membership_state(),
         };
         self.queue_sync(now, peer, request);
@@ -634,6 +710,7 @@ impl Node {
                 from: self.id().clone(),
                 kind: SyncKind::Pull,
                 digest: wanted.into_iter().map(|(o, ours, _)| (o, ours)).collect(),
+                certs: Vec::new(),
                 members: Vec::new(),
             };
             self.queue_sync(now, peer, request);
@@ -655,6 +732,7 @@ impl Node {
             from: self.id().clone(),
             kind: SyncKind::Suspect,
             digest: Vec::new(),
+            certs: Vec::new(),
             members: vec![suspect.clone()],
         };
         self.stats.syncs[2] += 1;

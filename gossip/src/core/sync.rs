@@ -19,25 +19,27 @@
 //!   "buddy system" over a channel that survives datagram loss, so a live node under packet loss
 //!   clears a suspicion long before the suspicion timeout.
 //!
+//! Records travel with their writers' seals, and the certificates behind those seals ride
+//! beside them, so the receiver checks every record as if it came from its writer (see
+//! [`crate::core::trust`]); a full sync also sends the certificates the requester lacks.
+//!
 //! The functions here are pure over a [`Store`]; the node layer does scheduling and membership.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::core::store::{Applied, Origin, Store, Version};
+use crate::core::trust::{CertId, Reason, Trust};
 pub use crate::wire::SyncKind;
-use crate::wire::{SyncPush, SyncRequest, SyncResponse};
+use crate::wire::{SignedRecord, SyncPush, SyncRequest, SyncResponse};
 
 /// A version lower than any real one: in a pull, "I have nothing for this origin".
 pub(crate) const NO_VERSION: Version = Version { stamp: 0, hash: 0 };
 
 /// The responder's side: the records the requester lacks, and what we lack.
-pub(crate) fn answer(
-    store: &Store,
-    request: &SyncRequest,
-) -> (Vec<(Origin, Version, Bytes)>, Vec<Origin>) {
+pub(crate) fn answer(store: &Store, request: &SyncRequest) -> (Vec<SignedRecord>, Vec<Origin>) {
     let theirs: HashMap<&Origin, Version> = request.digest.iter().map(|(o, v)| (o, *v)).collect();
     let mut records = Vec::new();
     let mut wanted = Vec::new();
@@ -64,31 +66,83 @@ pub(crate) fn answer(
     (records, wanted)
 }
 
-/// Apply records from a peer; returns the new ones and how many were refused (bad hash).
+/// The certificates to send with `records`: their writers', and with `known` (a full sync's
+/// request) every other one the requester lacks.
+pub(crate) fn certificates_for(
+    trust: &Trust,
+    records: &[SignedRecord],
+    known: Option<&[CertId]>,
+) -> Vec<Bytes> {
+    let mut ids: BTreeSet<CertId> = records
+        .iter()
+        .filter_map(|r| r.seal.as_ref().map(|s| s.cert))
+        .collect();
+    if let Some(known) = known {
+        let known: HashSet<&CertId> = known.iter().collect();
+        ids.extend(trust.known().into_iter().filter(|id| !known.contains(id)));
+    }
+    ids.iter().filter_map(|id| trust.certificate(id)).collect()
+}
+
+/// Apply records from a peer, after learning the certificates that came with them: only
+/// records sealed by their origin's writer are stored. Returns the new ones and how many were
+/// refused.
 pub(crate) fn apply_records(
     store: &mut Store,
+    trust: &mut Trust,
     now: Instant,
-    records: Vec<(Origin, Version, Bytes)>,
-) -> (Vec<(Origin, Version, Bytes)>, usize) {
+    records: Vec<SignedRecord>,
+    certs: &[Bytes],
+) -> (Vec<SignedRecord>, usize) {
+    for cert in certs {
+        trust.learn(now, cert);
+    }
     let mut new = Vec::new();
     let mut bad = 0;
-    for (origin, version, payload) in records {
-        match store.apply(now, origin.clone(), version, payload.clone()) {
-            Applied::New => new.push((origin, version, payload)),
+    for record in records {
+        if store.version(&record.origin) >= Some(record.version) {
+            continue;
+        }
+        let checked = trust.check(
+            now,
+            &record.origin,
+            record.version,
+            &record.payload,
+            record.seal.as_ref(),
+        );
+        if checked.is_err() {
+            if checked == Err(crate::core::trust::Refusal::Unknown) {
+                trust.rejections.count(Reason::UnknownCertificate);
+            }
+            bad += 1;
+            continue;
+        }
+        let SignedRecord {
+            origin,
+            version,
+            payload,
+            seal,
+        } = record.clone();
+        match store.apply_sealed(now, origin, version, payload, seal) {
+            Applied::New => new.push(record),
             Applied::Stale => {}
-            Applied::BadHash => bad += 1,
+            Applied::BadHash => {
+                trust.rejections.count(Reason::BadHash);
+                bad += 1;
+            }
         }
     }
     (new, bad)
 }
 
 /// The requester's push: the records the responder asked for.
-pub(crate) fn push_for(store: &Store, response: &SyncResponse) -> SyncPush {
+pub(crate) fn push_for(store: &Store, trust: &Trust, response: &SyncResponse) -> SyncPush {
     let mut records = Vec::new();
     for origin in &response.wanted {
         push_raw(store, origin, &mut records);
     }
-    SyncPush { records }
+    let certs = certificates_for(trust, &records, None);
+    SyncPush { records, certs }
 }
 
 /// The digest of the whole store.
@@ -106,9 +160,14 @@ pub(crate) fn sync_interval(base: std::time::Duration, n: usize) -> std::time::D
     base.mul_f64(steps)
 }
 
-fn push_raw(store: &Store, origin: &Origin, out: &mut Vec<(Origin, Version, Bytes)>) {
+fn push_raw(store: &Store, origin: &Origin, out: &mut Vec<SignedRecord>) {
     if let Some((version, payload)) = store.raw(origin) {
-        out.push((origin.clone(), version, payload));
+        out.push(SignedRecord {
+            origin: origin.clone(),
+            version,
+            payload,
+            seal: store.seal(origin).cloned(),
+        });
     }
 }
 
@@ -125,7 +184,15 @@ mod tests {
             from: NodeId::seed("127.0.0.1:1".parse().unwrap()),
             kind,
             digest: full_digest(store),
+            certs: Vec::new(),
             members: Vec::new(),
+        }
+    }
+
+    /// The diff logic only: seals are checked (and tested) in the node layer.
+    fn apply_unchecked(store: &mut Store, now: Instant, records: Vec<SignedRecord>) {
+        for r in records {
+            store.apply_sealed(now, r.origin, r.version, r.payload, r.seal);
         }
     }
 
@@ -155,11 +222,15 @@ mod tests {
             records,
             wanted,
             members: Vec::new(),
+            certs: Vec::new(),
         };
         assert_eq!(response.wanted, vec![Origin::Node("a".into())]);
-        let push = push_for(&a, &response);
-        apply_records(&mut a, now, response.records);
-        apply_records(&mut b, now, push.records);
+        let mut push = Vec::new();
+        for origin in &response.wanted {
+            push_raw(&a, origin, &mut push);
+        }
+        apply_unchecked(&mut a, now, response.records);
+        apply_unchecked(&mut b, now, push);
         assert_eq!(full_digest(&a), full_digest(&b));
         assert_eq!(a.get(&Origin::Shared("m".into())).unwrap().payload, "new");
     }

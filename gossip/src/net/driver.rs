@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::core::node::SyncOpen;
+use crate::core::trust::Rejections;
 use crate::net::transport::{Incoming, Transport};
 use crate::{Event, MemberState, Node, NodeId, Origin, Record, Version};
 
@@ -48,6 +49,8 @@ enum Command {
     Delete(Origin, oneshot::Sender<Version>),
     Members(oneshot::Sender<Vec<MemberState>>),
     Records(oneshot::Sender<Vec<(Origin, Record)>>),
+    Rejections(oneshot::Sender<Rejections>),
+    PublishAt(Origin, Bytes, u64, oneshot::Sender<Version>),
     Join(NodeId),
     Leave(oneshot::Sender<()>),
 }
@@ -77,6 +80,23 @@ impl Gossip {
     /// Every visible origin's records.
     pub async fn records(&self) -> Result<Vec<(Origin, Record)>, Stopped> {
         self.ask(Command::Records).await
+    }
+
+    /// The versions peers sent that this node refused, by reason, since it started.
+    pub async fn rejections(&self) -> Result<Rejections, Stopped> {
+        self.ask(Command::Rejections).await
+    }
+
+    /// Publishes as if the wall clock read `wall_millis`: how a node with a wrong or lying
+    /// clock writes. For tests that play such a node; agents use [`Gossip::publish`].
+    pub async fn publish_at(
+        &self,
+        origin: Origin,
+        payload: Bytes,
+        wall_millis: u64,
+    ) -> Result<Version, Stopped> {
+        self.ask(|reply| Command::PublishAt(origin, payload, wall_millis, reply))
+            .await
     }
 
     /// The traffic counters.
@@ -149,6 +169,7 @@ impl Driver {
         mut commands: mpsc::Receiver<Command>,
         mut syncs: mpsc::Receiver<SyncResult>,
     ) {
+        self.node.set_wall_clock(Instant::now(), wall_millis());
         let left = loop {
             self.flush().await;
             let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
@@ -166,7 +187,12 @@ impl Driver {
                 },
                 Some(message) = incoming.recv() => self.incoming(message),
                 Some((peer, result)) = syncs.recv() => self.sync_finished(peer, result),
-                () = sleep => self.node.handle_timeout(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    // Follow the wall clock (NTP steps) for the stamp-skew check.
+                    self.node.set_wall_clock(now, wall_millis());
+                    self.node.handle_timeout(now);
+                }
             }
         };
         self.leave().await;
@@ -205,6 +231,12 @@ impl Driver {
             }
             Command::Records(reply) => {
                 let _ = reply.send(self.node.records());
+            }
+            Command::Rejections(reply) => {
+                let _ = reply.send(self.node.rejections());
+            }
+            Command::PublishAt(origin, payload, wall, reply) => {
+                let _ = reply.send(self.node.publish(now, wall, origin, payload));
             }
             Command::Join(seed) => self.node.join(now, seed),
             // Handled by the loop, which stops.

@@ -2,7 +2,9 @@
 //! task that owns a node and connects it to the transport, the clock and the agent.
 
 pub mod driver;
+pub mod keys;
 pub mod transport;
 
 pub use driver::{Gossip, spawn};
+pub use keys::{MASTER_POLLER_EKU_EXTENSION, MASTER_POLLER_OID, X509Keys};
 pub use transport::{Credentials, Incoming, Transport, TransportError};
