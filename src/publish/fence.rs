@@ -14,7 +14,7 @@ use beacon_catalog::vip::{VipAddress, VipKey, VipProblem, VipTable, VipWarning};
 use crate::config::{Config, Endpoints};
 
 /// The addresses fenced off, and the per-node quota of registered VIPs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fence {
     /// From the configuration and this host: masters, agent, upstreams, interfaces.
     fixed: BTreeSet<IpAddr>,
@@ -22,6 +22,17 @@ pub struct Fence {
     members: BTreeMap<String, IpAddr>,
     /// VIPs one node's registrations may declare.
     quota: usize,
+}
+
+impl Default for Fence {
+    /// No address fenced but the catalog's own, and the default quota.
+    fn default() -> Self {
+        Self {
+            fixed: BTreeSet::new(),
+            members: BTreeMap::new(),
+            quota: crate::config::VipSettings::default().max_registered_vips,
+        }
+    }
 }
 
 impl Fence {
