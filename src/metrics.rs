@@ -272,7 +272,7 @@ impl prometheus::core::Collector for VipCollector {
         let state = self.vips.state();
         let stats = self.vips.stats();
         for (key, (vip, backends)) in &stats {
-            let name = crate::publish::vips::display_key(key);
+            let name = key.display_name();
             let labels = [name.as_str(), key.protocol.as_str()];
             let values = [vip.packets, vip.bytes, vip.new_flows, vip.misses];
             for (c, v) in counters.iter().zip(values) {

@@ -64,6 +64,20 @@ pub struct VipKey {
     pub port: u16,
 }
 
+impl VipKey {
+    /// How the API and metrics name a VIP, as dcos-net's `/v1/vips` does:
+    /// `<name>.<framework>.l4lb.thisdcos.directory:<port>` or `<ip>:<port>`.
+    pub fn display_name(&self) -> String {
+        match &self.address {
+            VipAddress::Named(name) => {
+                let fqdn = name.fqdn_in(L4LB_ZONE);
+                format!("{}:{}", fqdn.trim_end_matches('.'), self.port)
+            }
+            VipAddress::Ip(ip) => std::net::SocketAddr::new(*ip, self.port).to_string(),
+        }
+    }
+}
+
 /// The address part of a [`VipKey`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum VipAddress {

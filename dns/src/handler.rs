@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::{Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -127,6 +127,21 @@ impl DnsHandler {
             );
         };
         let original = info.query.original();
+        (
+            Some(qtype),
+            self.answer(request, zone, original.name(), qtype, rh).await,
+        )
+    }
+
+    /// Answers from `zone`, sized to what the client can take.
+    async fn answer<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        zone: &Zone,
+        name: &Name,
+        qtype: RecordType,
+        rh: R,
+    ) -> ResponseInfo {
         let (edns, limit) = match request.protocol() {
             Protocol::Udp => udp_edns(request.edns.as_ref(), self.settings.edns_max_payload),
             _ => (
@@ -138,7 +153,7 @@ impl DnsHandler {
             ),
         };
         let cap = max_answers(limit);
-        let mut answer = zone.answer_within(original.name(), qtype, &mut rand::rng(), cap);
+        let mut answer = zone.answer_within(name, qtype, &mut rand::rng(), cap);
         let truncated = fit(&mut answer, &request.queries, edns.as_ref(), limit);
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.authoritative = true;
@@ -156,7 +171,7 @@ impl DnsHandler {
             std::iter::empty::<&Record>(),
             answer.additionals.iter().map(Cow::as_ref),
         );
-        (Some(qtype), send(rh, response, &meta).await)
+        send(rh, response, &meta).await
     }
 
     /// An error reply: the question echoed, no records, and OPT when the request had one

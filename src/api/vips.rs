@@ -12,7 +12,7 @@ use beacon_catalog::vip::VipAddress;
 use serde::Serialize;
 
 use super::{ApiState, go_json};
-use crate::publish::vips::{Counters, display_key};
+use crate::publish::vips::Counters;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/vips", get(vips))
@@ -51,7 +51,7 @@ async fn vips(State(state): State<ApiState>) -> Response {
     };
     let mut out = Vec::new();
     for (key, backends) in &current.table.vips {
-        let vip = display_key(key);
+        let vip = key.display_name();
         // The addresses DNS gives the name: IPv4 for IPv4 backends, IPv6 for IPv6 ones.
         let (v4, v6) = match &key.address {
             VipAddress::Named(name) => current.addresses.get(name),

@@ -118,7 +118,7 @@ fn warning(key: &VipKey, problem: VipProblem) -> VipWarning {
         task_id: String::new(),
         label: Label {
             key: "VIP".into(),
-            value: crate::publish::vips::display_key(key),
+            value: key.display_name(),
         },
         problem,
     }
@@ -152,11 +152,7 @@ mod tests {
         let mut table = extract(&fragment("n1", &regs));
         assert_eq!(table.vips.len(), 5);
         fence.apply(&mut table);
-        let left: Vec<String> = table
-            .vips
-            .keys()
-            .map(crate::publish::vips::display_key)
-            .collect();
+        let left: Vec<String> = table.vips.keys().map(VipKey::display_name).collect();
         // The three fenced, and the fifth over the node's quota of one.
         assert_eq!(left, ["10.4.4.4:80"]);
         assert_eq!(table.warnings.len(), 4);

@@ -15,9 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use beacon_catalog::Catalog;
 use beacon_catalog::registration::{Registration, fragment};
-use beacon_catalog::vip::{
-    L4LB_ZONE, NamedAddresses, VipAddress, VipKey, VipProblem, VipTable, extract,
-};
+use beacon_catalog::vip::{NamedAddresses, VipAddress, VipKey, VipProblem, VipTable, extract};
 use beacon_dns::l4lb::{PublishedVip, published_vips};
 
 use super::fence::Fence;
@@ -302,18 +300,6 @@ fn only(table: &VipTable, keys: &BTreeSet<VipKey>) -> VipTable {
             .collect(),
         warnings: Vec::new(),
         registered: Default::default(),
-    }
-}
-
-/// How a VIP is named in the API and metrics: `<name>.<framework>.l4lb.thisdcos.directory:<port>`
-/// or `<ip>:<port>`, as dcos-net's `/v1/vips` does.
-pub fn display_key(key: &VipKey) -> String {
-    match &key.address {
-        VipAddress::Named(name) => {
-            let fqdn = name.fqdn_in(L4LB_ZONE);
-            format!("{}:{}", fqdn.trim_end_matches('.'), key.port)
-        }
-        VipAddress::Ip(ip) => std::net::SocketAddr::new(*ip, key.port).to_string(),
     }
 }
 

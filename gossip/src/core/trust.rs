@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
+pub use crate::core::seal::{CertId, Seal};
 use crate::core::store::{Origin, Version};
 
 /// The shared origin only master pollers may write.
@@ -35,19 +35,6 @@ pub const MESOS_MASTER: &str = "mesos-master";
 
 /// Certificates remembered at most; a full cluster's worth, bounded so a peer cannot grow it.
 const MAX_CERTIFICATES: usize = 65_536;
-
-/// A certificate's short id: the first 8 bytes of the SHA-256 of its DER.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CertId(pub [u8; 8]);
-
-/// A writer's signature on one origin version, carried wherever the version goes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seal {
-    /// The signing certificate.
-    pub cert: CertId,
-    /// ECDSA P-256 with SHA-256, fixed-length `r || s` (64 bytes), over [`signed_message`].
-    pub signature: Bytes,
-}
 
 /// What a certificate lets its holder write, once [`Keys::admit`] has checked it.
 #[derive(Clone, Debug)]
@@ -155,22 +142,6 @@ impl Rejections {
 
     pub(crate) fn count(&mut self, reason: Reason) {
         self.counts[reason as usize] += 1;
-    }
-}
-
-impl CertId {
-    /// The id of a certificate.
-    pub fn of(certificate: &[u8]) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA256, certificate);
-        let mut id = [0; 8];
-        id.copy_from_slice(&digest.as_ref()[..8]);
-        Self(id)
-    }
-}
-
-impl fmt::Debug for CertId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
