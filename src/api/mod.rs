@@ -7,6 +7,7 @@ mod mesos_dns;
 mod nodes;
 mod ops;
 mod registrations;
+mod server;
 mod vips;
 
 use std::sync::Arc;
@@ -75,22 +76,21 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(mesos_dns::routes(state.config.mesos_dns.enumeration_on))
         .merge(ops::routes())
-        .merge(registrations::routes())
+        .merge(registrations::routes(state.config.api.max_body_bytes))
         .merge(nodes::routes())
         .merge(vips::routes())
         .fallback(not_found)
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown`.
+/// Serves the API on `listener` until `shutdown`, within the connection limits of `[api]`.
 pub async fn serve(listener: TcpListener, state: ApiState, shutdown: CancellationToken) {
-    let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
-    if let Err(error) = result {
-        tracing::error!(%error, "HTTP API stopped");
-    }
+    let api = &state.config.api;
+    let limits = server::Limits {
+        max_connections: api.max_connections,
+        header_timeout: api.header_timeout,
+    };
+    server::serve(listener, router(state), limits, shutdown).await;
 }
 
 /// Mesos-DNS's 404: plain text.

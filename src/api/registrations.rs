@@ -3,6 +3,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,11 +17,20 @@ use super::auth::{Refusal, authenticate, check_limits, check_scope};
 use crate::publish::registrations::{Put, WriteError};
 use crate::publish::vips::VipRefusal;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/registrations", get(list)).route(
-        "/v1/registrations/{id}",
-        get(get_one).put(put).delete(delete),
-    )
+pub(super) fn routes(max_body: usize) -> Router<ApiState> {
+    let one = get(get_one)
+        .put(put)
+        .delete(delete)
+        .fallback(method_not_allowed);
+    Router::new()
+        .route("/v1/registrations", get(list).fallback(method_not_allowed))
+        .route("/v1/registrations/{id}", one)
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+async fn method_not_allowed() -> Response {
+    let message = "use GET, PUT or DELETE on /v1/registrations/{id}, GET on /v1/registrations";
+    Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method", message).into_response()
 }
 
 async fn list(State(state): State<ApiState>) -> Response {
@@ -39,9 +50,22 @@ async fn put(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let api = &state.config.api;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let message = match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => format!(
+                    "the body is over [api] max_body_bytes ({} bytes)",
+                    api.max_body_bytes
+                ),
+                _ => rejection.body_text(),
+            };
+            return Refusal::new(rejection.status(), "body", message).into_response();
+        }
+    };
     let token = match authenticate(api, &headers) {
         Ok(token) => token,
         Err(refusal) => return refusal.into_response(),

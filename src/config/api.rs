@@ -25,6 +25,15 @@ pub struct ApiSettings {
     pub max_labels: usize,
     /// Largest registration body, in bytes. Default 65536.
     pub max_body_bytes: usize,
+    /// HTTP connections served at once. Default 256.
+    pub max_connections: usize,
+    /// Time a request's headers may take (and an idle keep-alive connection may wait) before
+    /// the connection is closed (`header_timeout_secs` in the file). Default 10 s.
+    #[serde(
+        rename = "header_timeout_secs",
+        deserialize_with = "super::values::seconds"
+    )]
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for ApiSettings {
@@ -35,6 +44,8 @@ impl Default for ApiSettings {
             max_ports: 32,
             max_labels: 16,
             max_body_bytes: 64 << 10,
+            max_connections: 256,
+            header_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -157,6 +168,11 @@ impl ApiSettings {
             ("api.max_addresses", self.max_addresses),
             ("api.max_ports", self.max_ports),
             ("api.max_body_bytes", self.max_body_bytes),
+            ("api.max_connections", self.max_connections),
+            (
+                "api.header_timeout_secs",
+                self.header_timeout.as_secs() as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::OutOfRange {

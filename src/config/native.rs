@@ -103,6 +103,8 @@
 //! max_ports = 32                  # ports one registration may list
 //! max_labels = 16                 # labels one port may carry
 //! max_body_bytes = 65536          # largest registration body
+//! max_connections = 256           # HTTP connections served at once; more are closed at once
+//! header_timeout_secs = 10        # a request's headers (or an idle keep-alive) may take this long
 //!
 //! [log]
 //! filter = "info"                 # tracing EnvFilter directive

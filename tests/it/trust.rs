@@ -35,6 +35,7 @@ fn start(dir: &TempDir, master: SocketAddr, vip_ranges: &str) -> Node {
         "[mesos_dns]\nmasters = [\"{master}\"]\nlistener = \"127.0.0.1\"\nport = {dns}\n\
          http_listener = \"127.0.0.1\"\nhttp_port = {http}\nexternal_on = false\n\
          [vip]\ndata_plane = \"off\"\nip_vip_ranges = [{vip_ranges}]\n\
+         [api]\nmax_connections = 8\nheader_timeout_secs = 1\n\
          {}[[api.tokens]]\nname = \"shop\"\nsecret_sha256 = \"{}\"\nframeworks = [\"shop\"]\n\
          backend_cidrs = [\"10.9.0.0/16\"]\nmax_registrations = 2\n",
         test_tokens(),
@@ -246,4 +247,52 @@ fn one_registration_cannot_fill_the_vip_table() {
             _ => assert_eq!(refused(&reply), (403, "vip_quota".into())),
         }
     }
+}
+
+/// The attacks on the HTTP listener itself: a client that never finishes its headers, many
+/// idle connections, a body too large. Each is cut short, and the API keeps answering.
+#[test]
+fn slow_idle_and_oversized_requests_are_cut_short() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("trust-http");
+    let master = FakeMaster::start(&dir, &fixture());
+    let node = start(&dir, master.addr, "");
+    let closed_within = |stream: &mut TcpStream, limit: Duration| {
+        stream.set_read_timeout(Some(limit)).unwrap();
+        let mut buf = [0u8; 256];
+        // Closed: EOF (or a reset); still open: the read times out.
+        !matches!(stream.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+    };
+    // Headers sent slowly: the connection is closed after header_timeout_secs (1 s here).
+    let mut slow = TcpStream::connect(node.http).unwrap();
+    slow.write_all(b"PUT /v1/registrations/x HTTP/1.1\r\nHost: a\r\n")
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)),
+        "a slow header kept its connection"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+
+    // 40 idle connections: past max_connections (8) they are closed at once.
+    let mut idle: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(node.http).unwrap())
+        .collect();
+    let cut = (idle.iter_mut())
+        .map(|s| closed_within(s, Duration::from_millis(300)))
+        .filter(|closed| *closed)
+        .count();
+    assert!(cut >= 32, "only {cut} of 40 idle connections were closed");
+    drop(idle);
+    wait_until("the API answers again", || {
+        http_get(node.http, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+
+    // A body over max_body_bytes: 413, with a JSON body naming the rule.
+    let big = json!({"name": "big", "framework": "shop", "ips": ["10.9.0.1"], "pad": "x".repeat(100_000)});
+    let reply = put_as(&node, Some(TEST_SECRET), "big", &big);
+    assert_eq!(refused(&reply), (413, "body".into()));
 }
