@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// Beacon: service discovery and east-west load balancing for Mesos clusters.
 #[derive(Debug, Parser)]
-#[command(name = "beacon", version, propagate_version = true)]
+#[command(
+    name = "beacon",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BEACON_GIT_REV"), ")"),
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
@@ -35,6 +39,12 @@ pub enum Command {
     /// Make write tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script (e.g. `beacon completions bash > /etc/bash_completion.d/beacon`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `beacon token`.
@@ -70,7 +80,7 @@ pub struct TokenNewArgs {
 /// Where to find a running agent's HTTP API.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// The agent's HTTP API.
+    /// The agent's HTTP API: a URL, or host:port for http://host:port.
     #[arg(long, default_value = "http://127.0.0.1:8123")]
     pub api: String,
     /// Print the API's JSON instead of a table.
@@ -116,16 +126,12 @@ pub struct TlsArgs {
     pub days: u32,
 }
 
-/// `beacon agent`.
+/// `beacon agent`: one of `--config` and `--mesos-dns-config` is required.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("configuration").required(true).args(["config", "mesos_dns_config"])))]
 pub struct AgentArgs {
     /// Beacon's native TOML configuration.
-    #[arg(
-        long,
-        value_name = "FILE.toml",
-        required_unless_present = "mesos_dns_config",
-        conflicts_with = "mesos_dns_config"
-    )]
+    #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
     /// A Mesos-DNS config.json, used unchanged: Beacon replaces that Mesos-DNS.
     #[arg(long, value_name = "FILE.json")]
@@ -137,6 +143,9 @@ pub struct AgentArgs {
     /// Log filter (tracing EnvFilter syntax), overriding the configuration and RUST_LOG.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Log line format, overriding the configuration's `[log] format`.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 /// `beacon demo`.

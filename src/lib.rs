@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod commands;
 pub mod common;
 pub mod config;
+pub mod logging;
 pub mod metrics;
 pub mod publish;
 pub mod source;

@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use beacon::cli::{Cli, Command};
+use beacon::cli::Cli;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than glibc's malloc: the DNS hot path makes many small, short-lived
 /// allocations next to long-lived cached answers, a mix in which glibc spent a fifth of the
@@ -15,7 +14,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    init_tracing(&cli);
+    let (filter, format) = beacon::logging::settings(&cli);
+    if let Err(e) = beacon::logging::init(&filter, format) {
+        eprintln!("beacon: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,33 +36,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--log`, else the config's `[log] filter`, else `RUST_LOG`, else the default. A config that
-/// does not load is reported later, by the command itself.
-fn init_tracing(cli: &Cli) {
-    let from_config = match &cli.command {
-        Command::Agent(args) => args.log.clone().or_else(|| {
-            beacon::commands::load_config(args)
-                .ok()
-                .map(|c| c.log.filter)
-        }),
-        _ => None,
-    };
-    let filter = from_config
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| beacon::common::DEFAULT_LOG.to_string());
-    // hickory-server logs two lines per query at info: keep it quiet unless asked for by name.
-    let filter = match filter.contains("hickory") {
-        true => filter,
-        false => format!("{filter},{}", beacon::common::QUIET_HICKORY),
-    };
-    let filter =
-        EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(beacon::common::DEFAULT_LOG));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// mimalloc keeps freed memory for a while by default; a catalog refresh frees a whole

@@ -46,74 +46,68 @@ pub struct RegisteredPort {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistrationError {
-    /// Occurs when the body is not JSON of the registration's shape.
-    #[error("invalid registration body: {0}")]
+    /// Occurs when the body is not JSON at all.
+    #[error("the body is not JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// Occurs when the id in the path is unusable.
     #[error("invalid registration id {0:?}: use 1 to 128 of A-Z, a-z, 0-9, '.', '_' and '-'")]
     Id(String),
-    /// Occurs when a field is missing or makes no DNS name.
-    #[error("invalid {field}: {reason}")]
+    /// Occurs when a field is missing, of the wrong kind, or makes no DNS name.
+    #[error("{field}: {reason}")]
     Field {
-        /// The field.
-        field: &'static str,
-        /// What is wrong with it.
+        /// The field, as a path: `name`, `ips[1]`, `ports[0].number`.
+        field: String,
+        /// What is wrong with it, and what to write instead.
         reason: String,
     },
 }
 
-impl Registration {
-    /// Parses and validates a request body.
-    pub fn parse(body: &[u8]) -> Result<Self, RegistrationError> {
-        let mut reg: Self = serde_json::from_slice(body)?;
-        reg.validate()?;
-        for port in &mut reg.ports {
-            port.protocol.make_ascii_lowercase();
+impl RegistrationError {
+    fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Field {
+            field: field.into(),
+            reason: reason.into(),
         }
-        Ok(reg)
     }
 
-    fn validate(&self) -> Result<(), RegistrationError> {
-        let field = |field, reason: &str| {
-            Err(RegistrationError::Field {
-                field,
-                reason: reason.to_string(),
-            })
-        };
-        if !self.name.bytes().any(|b| b.is_ascii_alphanumeric()) || self.name.len() > 63 {
-            return field(
-                "name",
-                "needs 1 to 63 characters, at least one a letter or digit",
-            );
+    /// The field at fault, when one is.
+    pub fn field_name(&self) -> Option<&str> {
+        match self {
+            Self::Field { field, .. } => Some(field),
+            _ => None,
         }
-        if !self.framework.bytes().any(|b| b.is_ascii_alphanumeric()) || self.framework.len() > 128
-        {
-            return field(
-                "framework",
-                "needs 1 to 128 characters, at least one a letter or digit",
-            );
-        }
-        if self.ips.is_empty() {
-            return field("ips", "needs at least one address");
-        }
-        for (i, port) in self.ports.iter().enumerate() {
-            if port.number == 0 {
-                return field("ports", &format!("port {i} has number 0"));
-            }
-            if !matches!(
-                port.protocol.to_ascii_lowercase().as_str(),
-                "" | "tcp" | "udp"
-            ) {
-                return field(
+    }
+}
+
+type Object = serde_json::Map<String, serde_json::Value>;
+
+impl Registration {
+    /// Parses and validates a request body. Every error names the field and says what is
+    /// expected in plain words (no parser or type names).
+    pub fn parse(body: &[u8]) -> Result<Self, RegistrationError> {
+        let value: serde_json::Value = serde_json::from_slice(body)?;
+        let top = value
+            .as_object()
+            .ok_or_else(|| RegistrationError::field("body", "expected a JSON object"))?;
+        only_keys(top, "", &["name", "framework", "ips", "ports"])?;
+        let ports = match top.get("ports") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(list)) => (list.iter().enumerate())
+                .map(|(i, p)| parse_port(i, p))
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(RegistrationError::field(
                     "ports",
-                    &format!(
-                        "port {i} has protocol {:?}; use tcp, udp or none",
-                        port.protocol
-                    ),
-                );
+                    "expected a list of ports",
+                ));
             }
-        }
-        Ok(())
+        };
+        Ok(Self {
+            name: dns_label(top, "name")?,
+            framework: dns_label(top, "framework")?,
+            ips: parse_ips(top)?,
+            ports,
+        })
     }
 
     /// The task this registration stands for, owned by `node`.
@@ -151,6 +145,116 @@ impl Registration {
             ips: self.ips.clone(),
         }
     }
+}
+
+/// Refuses keys of `object` other than `allowed`; `at` prefixes the field path.
+fn only_keys(object: &Object, at: &str, allowed: &[&str]) -> Result<(), RegistrationError> {
+    match object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(RegistrationError::field(
+            format!("{at}{key}"),
+            format!("unknown field; the fields are {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A name DNS can serve as one label: 1 to 63 ASCII letters, digits and hyphens, not starting
+/// or ending with a hyphen (no dots: a dot would make several labels).
+fn dns_label(object: &Object, field: &str) -> Result<String, RegistrationError> {
+    let text = object
+        .get(field)
+        .ok_or_else(|| RegistrationError::field(field, "missing; it is required"))?
+        .as_str()
+        .ok_or_else(|| RegistrationError::field(field, "expected a string"))?;
+    let ok = (1..=63).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    match ok {
+        true => Ok(text.to_string()),
+        false => Err(RegistrationError::field(
+            field,
+            format!(
+                "{text:?} is not a DNS label: use 1 to 63 ASCII letters, digits and '-', \
+                 not starting or ending with '-', and no dots"
+            ),
+        )),
+    }
+}
+
+fn parse_ips(object: &Object) -> Result<Vec<IpAddr>, RegistrationError> {
+    let list = object
+        .get("ips")
+        .ok_or_else(|| RegistrationError::field("ips", "missing; give at least one address"))?
+        .as_array()
+        .ok_or_else(|| RegistrationError::field("ips", "expected a list of addresses"))?;
+    if list.is_empty() {
+        return Err(RegistrationError::field(
+            "ips",
+            "needs at least one address",
+        ));
+    }
+    (list.iter().enumerate())
+        .map(|(i, ip)| {
+            let bad = || {
+                RegistrationError::field(format!("ips[{i}]"), format!("{ip} is not an IP address"))
+            };
+            ip.as_str().and_then(|t| t.parse().ok()).ok_or_else(bad)
+        })
+        .collect()
+}
+
+fn parse_port(i: usize, value: &serde_json::Value) -> Result<RegisteredPort, RegistrationError> {
+    let at = format!("ports[{i}].");
+    let port = value
+        .as_object()
+        .ok_or_else(|| RegistrationError::field(format!("ports[{i}]"), "expected an object"))?;
+    only_keys(port, &at, &["number", "protocol", "name", "labels"])?;
+    let number = (port.get("number").and_then(serde_json::Value::as_u64))
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            RegistrationError::field(
+                format!("{at}number"),
+                "expected a port number from 1 to 65535",
+            )
+        })?;
+    let text = |key: &str| -> Result<String, RegistrationError> {
+        match port.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(String::new()),
+            Some(v) => (v.as_str().map(str::to_string))
+                .ok_or_else(|| RegistrationError::field(format!("{at}{key}"), "expected a string")),
+        }
+    };
+    let protocol = text("protocol")?.to_ascii_lowercase();
+    if !matches!(protocol.as_str(), "" | "tcp" | "udp") {
+        let reason = format!("{protocol:?}: use tcp, udp, or leave it out for both");
+        return Err(RegistrationError::field(format!("{at}protocol"), reason));
+    }
+    let labels = match port.get("labels") {
+        None | Some(serde_json::Value::Null) => BTreeMap::new(),
+        Some(serde_json::Value::Object(map)) => (map.iter())
+            .map(|(k, v)| match v.as_str() {
+                Some(v) => Ok((k.clone(), v.to_string())),
+                None => Err(RegistrationError::field(
+                    format!("{at}labels.{k}"),
+                    "expected a string",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(RegistrationError::field(
+                format!("{at}labels"),
+                "expected an object of strings",
+            ));
+        }
+    };
+    Ok(RegisteredPort {
+        number,
+        protocol,
+        name: text("name")?,
+        labels,
+    })
 }
 
 /// Checks a registration id from a URL path.
@@ -207,18 +311,22 @@ mod tests {
     #[test]
     fn bad_bodies_say_what_is_wrong() {
         for (body, needle) in [
-            (&br#"{"name": "web"}"#[..], "missing field"),
-            (br#"{"name": "", "framework": "m", "ips": ["1.2.3.4"]}"#, "invalid name"),
-            (br#"{"name": "w", "framework": "m", "ips": []}"#, "invalid ips"),
-            (br#"{"name": "w", "framework": "m", "ips": ["nope"]}"#, "invalid IP address"),
-            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "ports": [{"number": 0}]}"#, "number 0"),
-            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "ports": [{"number": 70000}]}"#, "invalid value"),
+            (&br#"{"name": "web"}"#[..], "framework: missing"),
+            (br#"{"name": "", "framework": "m", "ips": ["1.2.3.4"]}"#, "name: \"\" is not a DNS label"),
+            (br#"{"name": "a.b", "framework": "m", "ips": ["1.2.3.4"]}"#, "no dots"),
+            (br#"{"name": "caf\u00e9", "framework": "m", "ips": ["1.2.3.4"]}"#, "ASCII"),
+            (br#"{"name": "w", "framework": "m", "ips": []}"#, "ips: needs at least one"),
+            (br#"{"name": "w", "framework": "m", "ips": ["nope"]}"#, "ips[0]: \"nope\" is not an IP address"),
+            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "ports": [{"number": 0}]}"#, "ports[0].number"),
+            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "ports": [{"number": 70000}]}"#, "from 1 to 65535"),
             (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "ports": [{"number": 1, "protocol": "sctp"}]}"#, "sctp"),
-            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "extra": 1}"#, "unknown field"),
-            (b"not json", "invalid registration body"),
+            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "extra": 1}"#, "extra: unknown field"),
+            (br#"{"name": "w", "framework": "m", "ips": ["1.2.3.4"], "ports": ["x"]}"#, "ports[0]: expected an object"),
+            (b"not json", "not JSON"),
         ] {
             let err = Registration::parse(body).unwrap_err().to_string();
             assert!(err.contains(needle), "{err} does not mention {needle}");
+            assert!(!err.contains("struct") && !err.contains("RegisteredPort"), "{err}");
         }
         assert!(validate_id("web-1.a_b").is_ok());
         assert!(

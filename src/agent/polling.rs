@@ -79,8 +79,11 @@ impl Refresh {
     /// a whole period.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut retry = RETRY_FIRST;
+        let mut loaded = false;
         loop {
-            let wait = match self.once().await {
+            let ok = self.once(loaded).await;
+            loaded |= ok;
+            let wait = match ok {
                 true => {
                     retry = RETRY_FIRST;
                     self.period
@@ -109,8 +112,9 @@ impl Refresh {
         }
     }
 
-    /// One poll; whether it succeeded.
-    async fn once(&self) -> bool {
+    /// One poll; whether it succeeded. `loaded_before`: whether an earlier one did, which the
+    /// failure message says (there is no "last good state" before a first success).
+    async fn once(&self, loaded_before: bool) -> bool {
         let start = Instant::now();
         let first = !self.current.is_ready();
         let result = match self.source.fetch().await {
@@ -131,7 +135,14 @@ impl Refresh {
             }
             Err(error) => {
                 self.metrics.failures.inc();
-                tracing::warn!(source, %error, "poll failed; still serving the last good state");
+                match loaded_before {
+                    true => {
+                        tracing::warn!(source, %error, "poll failed; still serving its last good state")
+                    }
+                    false => {
+                        tracing::warn!(source, %error, "poll failed; nothing loaded from it yet (retrying)")
+                    }
+                }
                 false
             }
         }

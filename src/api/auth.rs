@@ -24,6 +24,8 @@ pub(super) struct Refusal {
     pub(super) message: String,
     /// Who owns what was asked for, on a 409.
     pub(super) owner: Option<String>,
+    /// The body's field at fault, on a 400.
+    pub(super) field: Option<String>,
 }
 
 impl Refusal {
@@ -34,6 +36,7 @@ impl Refusal {
             rule,
             message: message.into(),
             owner: None,
+            field: None,
         }
     }
 
@@ -47,6 +50,9 @@ impl IntoResponse for Refusal {
         let mut body = json!({"error": self.message, "rule": self.rule});
         if let Some(owner) = self.owner {
             body["owner"] = owner.into();
+        }
+        if let Some(field) = self.field {
+            body["field"] = field.into();
         }
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -66,6 +72,7 @@ impl From<Conflict> for Refusal {
             rule: "owner",
             message: conflict.to_string(),
             owner: Some(conflict.owner),
+            field: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use beacon_catalog::registration::{Registration, validate_id};
+use beacon_catalog::registration::{Registration, RegistrationError, validate_id};
 use serde_json::json;
 
 use super::ApiState;
@@ -117,10 +117,13 @@ async fn delete(
 }
 
 fn parse(id: &str, body: &[u8]) -> Result<Registration, Refusal> {
-    let bad =
-        |e: &dyn std::fmt::Display| Refusal::new(StatusCode::BAD_REQUEST, "body", e.to_string());
-    validate_id(id).map_err(|e| bad(&e))?;
-    Registration::parse(body).map_err(|e| bad(&e))
+    let bad = |e: RegistrationError| {
+        let mut refusal = Refusal::new(StatusCode::BAD_REQUEST, "body", e.to_string());
+        refusal.field = e.field_name().map(str::to_string);
+        refusal
+    };
+    validate_id(id).map_err(bad)?;
+    Registration::parse(body).map_err(bad)
 }
 
 /// The node-level VIP rules: fenced addresses, the node's quota of registered VIPs.

@@ -25,6 +25,14 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("created the cluster CA: {}", cert.display());
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "beacon", &mut script);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(())
+        }
         Command::Token(TokenCommand::New(args)) => {
             token::run(&args);
             Ok(())

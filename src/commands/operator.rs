@@ -109,7 +109,11 @@ pub async fn vips(args: &QueryArgs) -> Result<(), BoxError> {
 }
 
 async fn get_json(api: &str, path: &str) -> Result<serde_json::Value, BoxError> {
-    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let base = api.trim_end_matches('/');
+    let url = match base.contains("://") {
+        true => format!("{base}{path}"),
+        false => format!("http://{base}{path}"),
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()

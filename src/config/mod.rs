@@ -25,7 +25,7 @@ pub use native::{
     ClusterSettings, DnsSettings, LogSettings, MesosAgentSettings, NativeConfig, NodeSettings,
     VipSettings,
 };
-pub use values::{DataPlaneMode, Seed, XdpMode};
+pub use values::{DataPlaneMode, LogFormat, Seed, XdpMode};
 
 /// The agent's whole configuration: the Mesos-DNS settings plus Beacon's own.
 ///

@@ -108,6 +108,7 @@
 //!
 //! [log]
 //! filter = "info"                 # tracing EnvFilter directive
+//! format = "text"                 # "text", or "json" for one JSON object per line
 //! ```
 
 use std::net::SocketAddr;
@@ -453,12 +454,15 @@ pub struct LogSettings {
     /// A `tracing_subscriber::EnvFilter` directive, such as `info` or `beacon=debug,info`.
     /// Default `info`.
     pub filter: String,
+    /// `text` or `json`. Default `text`.
+    pub format: super::values::LogFormat,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             filter: "info".to_owned(),
+            format: super::values::LogFormat::Text,
         }
     }
 }

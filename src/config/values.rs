@@ -33,6 +33,17 @@ pub enum XdpMode {
     Generic,
 }
 
+/// `[log] format`: how log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// A gossip peer to join through, written `name@host:port` (the name its certificate carries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seed {

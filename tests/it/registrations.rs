@@ -95,7 +95,7 @@ fn registered_services_are_answered_and_deleted() {
 fn bad_registrations_get_400_with_the_reason() {
     let (_dir, _master, agent) = start();
     for (id, body, needle) in [
-        ("a", json!({"name": "web"}), "missing field"),
+        ("a", json!({"name": "web"}), "framework: missing"),
         (
             "a",
             json!({"name": "web", "framework": "shop", "ips": []}),
@@ -109,7 +109,7 @@ fn bad_registrations_get_400_with_the_reason() {
         (
             "a",
             json!({"name": "web", "framework": "shop", "ips": ["10.0.0.1"], "ports": [{"number": 0}]}),
-            "number 0",
+            "ports[0].number",
         ),
         (
             "bad/id",
