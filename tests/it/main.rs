@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod forward;
 mod hostile;
+mod operator;
 mod partition;
 mod registrations;
 mod robustness;
