@@ -10,106 +10,8 @@
 //!
 //! A complete file, with every key at its default except `masters`:
 //!
-//! ```toml
-//! [mesos_dns]
-//! masters = ["127.0.0.1:5050"]    # Mesos masters, host:port (required)
-//! zk = ""                         # ZooKeeper is not supported: zk alone is an error
-//! zk_detection_timeout = 30
-//! refresh_seconds = 60            # state poll period (> 0)
-//! state_timeout_seconds = 300     # HTTP timeout for /master/state (> 0)
-//! domain = "mesos"
-//! listener = "0.0.0.0"            # DNS bind address
-//! port = 53
-//! http_listener = "0.0.0.0"       # HTTP API bind address
-//! http_port = 8123
-//! dns_on = true                   # at least one of dns_on and http_on
-//! http_on = true
-//! external_on = true              # forward other names (false: REFUSED)
-//! resolvers = ["8.8.8.8"]         # IP or IP:port; empty: /etc/resolv.conf
-//! timeout = 5                     # forwarding timeout, seconds
-//! recurse_on = true               # RA flag on in-domain answers
-//! ttl = 60
-//! srv_record_default_weight = 1
-//! soa_mname = "ns1.mesos"         # a trailing dot is added
-//! soa_rname = "root.ns1.mesos"    # '@' becomes '.', a trailing dot is added
-//! soa_serial = 0                  # replaced by the unix time at start and on reload
-//! soa_refresh = 60
-//! soa_retry = 600
-//! soa_expire = 86400
-//! soa_minttl = 60
-//! ip_sources = ["netinfo", "mesos", "host"]  # any of host, docker, mesos, netinfo
-//! enforce_rfc952 = false
-//! set_truncate_bit = true
-//! enumeration_on = true           # /v1/enumerate and /v1/axfr
-//! mesos_https_on = false
-//! ca_cert_file = ""
-//! cert_file = ""                  # cert_file and key_file go together
-//! key_file = ""
-//! mesos_authentication = ""       # "", "basic" (needs mesos_credentials) or "iam"
-//! iam_config_file = ""
-//!
-//! [mesos_dns.mesos_credentials]
-//! principal = ""
-//! secret = ""                     # never shown by /v1/config
-//!
-//! [mesos_dns.zone_resolvers]      # per-zone forwarders; zones must not overlap the domain
-//! # "consul" = ["10.0.0.2:8600"]
-//!
-//! [dns]
-//! edns_max_payload = 1232         # cap on the UDP answer size a client's EDNS may ask for (512..=65535)
-//! ptr_records = false             # answer PTR for task and agent addresses under in-addr.arpa / ip6.arpa
-//! max_inflight_forwards = 1024    # bound on upstream queries in flight (> 0)
-//! udp_sockets = 0                 # SO_REUSEPORT UDP sockets; 0 = one per core
-//! tcp_idle_timeout_secs = 10      # close idle DNS-over-TCP connections after this long (> 0)
-//! apex_nodata = true              # NOERROR/NODATA (not NXDOMAIN) for the apex and empty non-terminals
-//! tcp_max_connections = 100       # DNS-over-TCP connections at once, all clients (1..=65535); more are closed
-//! tcp_max_per_client = 16         # DNS-over-TCP connections at once from one address (1..=tcp_max_connections)
-//! tcp_query_timeout_secs = 10     # time for a TCP query to arrive whole and be answered (> 0)
-//! # clients whose names outside the domain are forwarded (others: REFUSED; the domain stays open)
-//! forward_allow = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "169.254.0.0/16", "fe80::/10"]
-//! forward_allow_interfaces = true # also allow the networks of this node's interfaces
-//!
-//! [mesos_agent]                   # this node's Mesos agent: its tasks join the node's own records
-//! address = ""                    # host:port of the local agent, such as "127.0.0.1:5051"; empty: off
-//! refresh_seconds = 2             # poll period (> 0); TLS and credentials come from [mesos_dns]
-//!
-//! [node]
-//! # name = "<host name>"          # this node's name: owner of its registrations, its TLS name
-//! state_dir = ""                  # where registrations are kept across restarts; empty: memory only
-//!
-//! [cluster]
-//! listen = ""                     # gossip QUIC endpoint, such as "0.0.0.0:7946"; empty: one node alone
-//! seeds = []                      # peers to join through, "name@host:port"
-//! tls_dir = "beacon-tls"          # ca.pem, <node name>.pem, <node name>-key.pem (`beacon tls`)
-//! name = "beacon"                 # cluster name: clusters of other names never merge
-//! withdraw_after_secs = 30        # a node down this long has its records withdrawn everywhere
-//! max_clock_skew_secs = 60        # a peer's version stamped further ahead of our clock is refused
-//!
-//! [vip]
-//! data_plane = "auto"             # "auto": on when root and BPF allow, else off with one log line;
-//!                                 # "on": refuse to start without it; "off"
-//! cgroup = ""                     # cgroup v2 directory for the socket LB; empty: the cgroup2 mount
-//! xdp_interfaces = []             # interfaces whose arriving packets XDP balances (e.g. "veth-c1")
-//! xdp_mode = "auto"               # "auto", "native" or "generic"
-//! reconcile_secs = 30             # full repair of the BPF maps against the catalog (> 0)
-//! ip_vip_ranges = []              # CIDRs registrations may put IP VIPs in; empty: none (same on every node)
-//! max_registered_vips = 64        # VIPs one node's registrations may declare (same on every node)
-//!
-//! [api]                           # writes (registration PUT and DELETE) need a token; reads are open
-//! tokens = []                     # [[api.tokens]] tables, as `beacon token new` prints them:
-//!                                 #   name, secret_sha256, frameworks, backend_cidrs, named_vips,
-//!                                 #   ip_vip_cidrs, max_registrations; none: no writes at all
-//! max_addresses = 64              # addresses one registration may list
-//! max_ports = 32                  # ports one registration may list
-//! max_labels = 16                 # labels one port may carry
-//! max_body_bytes = 65536          # largest registration body
-//! max_connections = 256           # HTTP connections served at once; more are closed at once
-//! header_timeout_secs = 10        # a request's headers (or an idle keep-alive) may take this long
-//!
-//! [log]
-//! filter = "info"                 # tracing EnvFilter directive
-//! format = "text"                 # "text", or "json" for one JSON object per line
-//! ```
+//! The sample file `packaging/beacon.toml` holds every key with its default (a test keeps it,
+//! this code and the README's reference in step).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -555,15 +457,25 @@ mod tests {
         NativeConfig::from_toml(text, Path::new("/etc/beacon/beacon.toml"))
     }
 
-    /// The TOML example in this module's documentation.
+    /// The sample configuration shipped in `packaging/`.
     fn doc_example() -> String {
-        let source = include_str!("native.rs");
-        let mut lines = source.lines().skip_while(|l| *l != "//! ```toml").skip(1);
-        let block = lines.by_ref().take_while(|l| *l != "//! ```");
-        block
-            .map(|l| l.strip_prefix("//!").unwrap_or(l).trim_start_matches(' '))
-            .collect::<Vec<_>>()
-            .join("\n")
+        include_str!("../../packaging/beacon.toml").to_string()
+    }
+
+    /// The README's configuration reference is the sample file, word for word.
+    #[test]
+    fn the_readme_reference_is_the_sample_file() {
+        let readme = include_str!("../../README.md");
+        let sample = doc_example();
+        let body: String = sample
+            .lines()
+            .skip_while(|l| l.starts_with('#') || l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            readme.contains(&body),
+            "README.md's configuration reference differs from packaging/beacon.toml"
+        );
     }
 
     #[test]
