@@ -9,6 +9,7 @@ mod ops;
 mod records;
 mod registrations;
 mod server;
+mod ui;
 mod vips;
 
 use std::sync::Arc;
@@ -81,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(nodes::routes())
         .merge(vips::routes())
         .merge(records::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .with_state(state)
 }
