@@ -1,13 +1,15 @@
 //! The HTTP API: the Mesos-DNS endpoints (`research/mesos-dns.md` §6), the dcos-net ones
-//! (`/v1/nodes`, `/v1/vips`), registrations, and the operator endpoints (`/metrics`,
-//! `/healthz`, `/readyz`).
+//! (`/v1/nodes`, `/v1/vips`, `/v1/records`), registrations, the operator endpoints (`/metrics`,
+//! `/healthz`, `/readyz`) and the read-only web view over them (`/ui`).
 
 mod auth;
 mod mesos_dns;
 mod nodes;
 mod ops;
+mod records;
 mod registrations;
 mod server;
+mod ui;
 mod vips;
 
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(registrations::routes(state.config.api.max_body_bytes))
         .merge(nodes::routes())
         .merge(vips::routes())
+        .merge(records::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .with_state(state)
 }

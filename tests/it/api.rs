@@ -217,3 +217,46 @@ fn scenario_b_axfr_and_enumerate_match() {
     let enumerate = http_get(agent.http, "/v1/enumerate").unwrap().json();
     assert_eq!(canonical(&enumerate), canonical(&read("v1_enumerate")));
 }
+
+/// `/v1/records` lists what `/v1/axfr` holds, in dcos-net's shape, less the names DNS cannot
+/// serve (upper case: Mesos-DNS keeps them, no query can reach them).
+#[test]
+fn records_are_the_served_part_of_axfr() {
+    let (_dir, _master, agent) = start();
+    let axfr = http_get(agent.http, "/v1/axfr").unwrap().json();
+    let mut want = BTreeSet::new();
+    for (key, rtype) in [("As", "A"), ("AAAAs", "AAAA"), ("SRVs", "SRV")] {
+        for (name, hosts) in axfr["Records"][key].as_object().unwrap() {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                continue;
+            }
+            for host in hosts.as_array().unwrap() {
+                let host = host.as_str().unwrap().replace(".:", ":");
+                let name = name.trim_end_matches('.').to_string();
+                want.insert((name, host.trim_end_matches('.').to_string(), rtype));
+            }
+        }
+    }
+    let reply = http_get(agent.http, "/v1/records").unwrap();
+    assert!(
+        reply.headers.contains("application/json"),
+        "{}",
+        reply.headers
+    );
+    let got: BTreeSet<(String, String, &str)> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let rtype = ["A", "AAAA", "SRV"]
+                .into_iter()
+                .find(|t| r["rtype"] == *t)
+                .unwrap_or_else(|| panic!("rtype: {r}"));
+            let field = |k: &str| r[k].as_str().unwrap().to_string();
+            (field("name"), field("host"), rtype)
+        })
+        .collect();
+    assert!(got.len() > 20, "{got:?}");
+    assert_eq!(got, want);
+}

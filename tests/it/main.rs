@@ -12,4 +12,5 @@ mod registrations;
 mod robustness;
 mod support;
 mod trust;
+mod ui;
 mod vips;
