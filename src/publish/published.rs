@@ -179,19 +179,22 @@ impl Publisher {
         for (origin, fragment) in sources {
             let generated = match state.generated.remove(origin) {
                 Some(g) if Arc::ptr_eq(&g.from, fragment) => g,
-                _ => Generated::new(fragment.clone(), &self.generator),
+                previous => Generated::new(fragment.clone(), &self.generator, previous.as_ref()),
             };
             kept.insert(origin.clone(), generated);
         }
         if !state.owners.same_as(&kept) {
             state.owners = Arc::new(Owners::new(&kept));
         }
-        let mut all = RecordSet::default();
-        for generated in kept.values() {
-            all.union(&generated.mesos);
+        // A clone of the first Mesos part is a copy of its tables, cheaper than inserting its
+        // names one by one.
+        let mut mesos = kept.values().map(|g| &g.mesos);
+        let mut all = mesos.next().map(|m| (**m).clone()).unwrap_or_default();
+        for part in mesos {
+            all.union(part);
         }
-        for generated in kept.values() {
-            state.owners.add_unowned(&mut all, &generated.registered);
+        for registered in kept.values().flat_map(|g| &g.registered) {
+            state.owners.add_unowned(&mut all, &registered.records);
         }
         state.generated = kept;
         Arc::new(all)
@@ -328,6 +331,84 @@ mod tests {
             "{conflict}"
         );
         assert!(publisher.check_owners(&own).is_ok());
+    }
+
+    /// Records generated a registration at a time (each origin's last generation reused) are
+    /// those of generating every origin afresh, through puts, replacements, deletes, names two
+    /// registrations share, names Mesos owns, and a change of the Mesos state under them.
+    #[test]
+    fn incremental_records_are_a_full_rebuilds() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let mut smaller = (*master).clone();
+        smaller.frameworks.truncate(1);
+        let smaller = Arc::new(smaller);
+        let reg = |name: &str, fw: &str, ip: &str| {
+            let body = format!(r#"{{"name": "{name}", "framework": "{fw}", "ips": ["{ip}"],
+                "ports": [{{"number": 80, "protocol": "tcp", "name": "http"}}]}}"#);
+            Registration::parse(body.as_bytes()).unwrap()
+        };
+        let mut regs = BTreeMap::new();
+        let mut steps: Vec<(Box<dyn Fn(&mut BTreeMap<String, Registration>)>, bool)> = vec![
+            (Box::new(|r| drop(r.insert("a".into(), reg("web", "shop", "10.0.0.1")))), false),
+            (Box::new(|r| drop(r.insert("b".into(), reg("web", "shop", "10.0.0.2")))), false),
+            (Box::new(|r| drop(r.insert("c".into(), reg("nginx", "marathon", "10.6.0.1")))), false),
+            (Box::new(|r| drop(r.insert("d".into(), reg("own", "marathon", "10.6.0.2")))), false),
+            (Box::new(|r| drop(r.insert("a".into(), reg("web", "shop", "10.0.0.3")))), false),
+            (Box::new(|r| drop(r.remove("b"))), false),
+            (Box::new(|r| drop(r.insert("e".into(), reg("web", "shop", "10.0.0.3")))), true),
+            (Box::new(|r| drop(r.remove("a"))), true),
+            (Box::new(|r| drop(r.remove("c"))), false),
+        ];
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        for (i, (step, small)) in steps.drain(..).enumerate() {
+            step(&mut regs);
+            let mesos = if small { &smaller } else { &master };
+            let fragments = BTreeMap::from([
+                ("mesos-master".to_string(), mesos.clone()),
+                ("node/n1".to_string(), Arc::new(fragment("n1", &regs))),
+            ]);
+            let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+            let fresh = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+            let incremental = publisher.records(&fragments, &merged);
+            let full = fresh.records(&fragments, &merged);
+            assert_eq!(flat(&incremental), flat(&full), "step {i}");
+            assert_eq!(incremental.counts(), full.counts(), "step {i}");
+        }
+    }
+
+    /// A write regenerates the one registration it changed: the others' records, the Mesos
+    /// part and the owners are the previous generation's, not copies.
+    #[test]
+    fn a_write_generates_only_the_registration_it_changed() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let reg = |ip: &str| {
+            let body = format!(r#"{{"name": "web", "framework": "shop", "ips": ["{ip}"]}}"#);
+            Registration::parse(body.as_bytes()).unwrap()
+        };
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        let mut regs: BTreeMap<String, Registration> =
+            (0..5).map(|i| (format!("r{i}"), reg(&format!("10.0.0.{i}")))).collect();
+        let publish = |regs: &BTreeMap<String, Registration>| {
+            let fragments = BTreeMap::from([
+                ("mesos-master".to_string(), master.clone()),
+                ("node/n1".to_string(), Arc::new(fragment("n1", regs))),
+            ]);
+            let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+            publisher.records(&fragments, &merged);
+            let state = lock(&publisher.by_origin);
+            let node = &state.generated["node/n1"];
+            (node.registered.clone(), node.mesos.clone(), state.owners.clone())
+        };
+        let (before, mesos, owners) = publish(&regs);
+        regs.insert("r2".into(), reg("10.0.9.9"));
+        let (after, mesos_after, owners_after) = publish(&regs);
+        let same: Vec<bool> = (before.iter().zip(&after))
+            .map(|(b, a)| Arc::ptr_eq(b, a))
+            .collect();
+        assert_eq!(same, [true, true, false, true, true]);
+        assert!(Arc::ptr_eq(&mesos, &mesos_after) && Arc::ptr_eq(&owners, &owners_after));
     }
 
     #[test]
