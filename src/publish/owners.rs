@@ -47,11 +47,7 @@ impl Generated {
     /// reusing what `previous` (the same origin's last generation) already generated: a node's
     /// fragment changes one registration at a time, and the records of each registration depend
     /// only on it and the configuration, so a write generates one registration's records.
-    pub fn new(
-        fragment: Arc<Catalog>,
-        config: &GeneratorConfig,
-        previous: Option<&Generated>,
-    ) -> Self {
+    pub fn new(fragment: Arc<Catalog>, config: &GeneratorConfig, previous: Option<&Self>) -> Self {
         let (mesos, registered) = split(&fragment);
         let (mesos_part, mesos_records, mesos_vips) = match previous {
             Some(p) if *p.mesos_part == mesos => {
@@ -69,12 +65,14 @@ impl Generated {
         }
         let registered = registered
             .into_iter()
-            .map(|(framework, task)| match known.get(&(&framework.name, &task.id)) {
-                Some(r) if r.task == *task && same_framework(&r.framework, framework) => {
-                    Arc::clone(r)
-                }
-                _ => Arc::new(RegisteredRecords::new(framework, task, config)),
-            })
+            .map(
+                |(framework, task)| match known.get(&(&framework.name, &task.id)) {
+                    Some(r) if r.task == *task && same_framework(&r.framework, framework) => {
+                        Arc::clone(r)
+                    }
+                    _ => Arc::new(RegisteredRecords::new(framework, task, config)),
+                },
+            )
             .collect();
         Self {
             mesos: mesos_records,
@@ -251,7 +249,8 @@ impl Conflict {
     }
 }
 
-fn record_names(records: &RecordSet) -> impl Iterator<Item = &str> {
+/// Every name `records` has a record for (a name may come once per record type).
+pub fn record_names(records: &RecordSet) -> impl Iterator<Item = &str> {
     let a = records.a.keys();
     let aaaa = records.aaaa.keys();
     a.chain(aaaa).chain(records.srv.keys()).map(String::as_str)

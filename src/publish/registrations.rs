@@ -127,7 +127,13 @@ impl Registrations {
             Saved::Bare(regs) => (regs.into_iter())
                 .map(|(id, registration)| {
                     let token = None;
-                    (id, Entry { registration, token })
+                    (
+                        id,
+                        Entry {
+                            registration,
+                            token,
+                        },
+                    )
                 })
                 .collect(),
         };
@@ -282,7 +288,10 @@ fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let tmp = file.with_extension("json.tmp");
-    let size: usize = entries.iter().map(|(id, k)| id.len() + k.json.len() + 8).sum();
+    let size: usize = entries
+        .iter()
+        .map(|(id, k)| id.len() + k.json.len() + 8)
+        .sum();
     let mut bytes = Vec::with_capacity(size + 4);
     bytes.push(b'{');
     for (i, (id, kept)) in entries.iter().enumerate() {
@@ -345,10 +354,7 @@ mod tests {
         assert_eq!(saved.len(), 2);
         assert_eq!(saved["a"].registration, expected["a"]);
         assert_eq!(saved["a"].token.as_deref(), Some("t"));
-        let again = Registrations::new(
-            Arc::new(NodeOrigin::new("n1".into(), sink.clone())),
-            &dir,
-        );
+        let again = Registrations::new(Arc::new(NodeOrigin::new("n1".into(), sink.clone())), &dir);
         assert_eq!(again.load().unwrap(), 2);
         assert_eq!(again.list(), expected);
         assert_eq!(lock(&sink.0).clone().unwrap(), full);
