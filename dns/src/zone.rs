@@ -4,9 +4,14 @@
 //! A [`Zone`] is built once per catalog refresh from a [`RecordSet`] and never changes; the server
 //! swaps a new one in whole. Records are made up front so a query only looks a name up, shuffles
 //! and clones what must carry the question's exact spelling.
+//!
+//! A zone has two parts: the Mesos part, built whole, and the registrations overlay
+//! (`zone/overlay.rs`), which a registration change updates a few shards at a time
+//! ([`Zone::with_registered`]) while the Mesos part is shared, so that a write costs the same
+//! with thousands of registrations as with one.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +25,8 @@ use rand::seq::SliceRandom;
 pub use crate::answer::Answer;
 use crate::l4lb::{self, L4lb, L4lbSoa, PublishedVip};
 use crate::records::RecordSet;
+use node::{Found, Node};
+use overlay::{Entry, Overlay};
 
 /// How the zone answers: the Mesos-DNS settings it reads plus Beacon's fixes.
 #[derive(Clone, Debug)]
@@ -71,36 +78,6 @@ impl ZoneConfig {
     }
 }
 
-/// The records of one owner name, compactly: records are made when answered (a hickory
-/// `Record` is 272 bytes before its names, and a zone holds a hundred thousand of them).
-#[derive(Clone, Debug, Default)]
-struct Node {
-    a: Vec<Ipv4Addr>,
-    aaaa: Vec<Ipv6Addr>,
-    /// (port, index of the target in [`Zone::targets`]).
-    srv: Vec<(u16, u32)>,
-    /// Indices in [`Zone::targets`] of the names a reverse name points at.
-    ptr: Vec<u32>,
-}
-
-impl Node {
-    /// Whether Mesos-DNS considers the name to exist: it has an A, AAAA or SRV value.
-    fn has_data(&self) -> bool {
-        !(self.a.is_empty() && self.aaaa.is_empty() && self.srv.is_empty())
-    }
-
-    /// Distinct SRV targets, in record order (a set, not a scan of the list: a name may have
-    /// thousands).
-    fn targets(&self) -> Vec<u32> {
-        let mut seen = HashSet::with_capacity(self.srv.len());
-        self.srv
-            .iter()
-            .map(|&(_, t)| t)
-            .filter(|t| seen.insert(*t))
-            .collect()
-    }
-}
-
 /// An immutable, query-ready zone: the Mesos domain, its reverse names, and the l4lb zones of
 /// named VIPs ([`l4lb`]).
 ///
@@ -113,6 +90,8 @@ pub struct Zone {
     nodes: Arc<HashMap<LowerName, Node>>,
     /// SRV and PTR targets, each stored once.
     targets: Arc<Vec<LowerName>>,
+    /// Names registrations add, answered before `nodes` ([`with_registered`](Self::with_registered)).
+    overlay: Overlay,
     l4lb: L4lb,
     soa: SOA,
     ns_target: Name,
@@ -151,6 +130,7 @@ impl Zone {
             origin: LowerName::new(&origin),
             nodes: Arc::new(HashMap::with_capacity(records.a.len() + records.srv.len())),
             targets: Arc::new(Vec::new()),
+            overlay: Overlay::default(),
             l4lb,
             soa,
             ns_target: mname,
@@ -195,12 +175,145 @@ impl Zone {
             origin: self.origin.clone(),
             nodes: self.nodes.clone(),
             targets: self.targets.clone(),
+            overlay: self.overlay.clone(),
             l4lb: L4lb::new(vips, soa),
             soa: self.soa.clone(),
             ns_target: self.ns_target.clone(),
             skipped: self.skipped,
             generation: next_generation(),
         }
+    }
+
+    /// The node of `key`: the registrations overlay's, else the Mesos part's, else an empty
+    /// non-terminal above overlay names. With no registration the overlay costs one branch.
+    fn find(&self, key: &LowerName) -> Option<Found<'_>> {
+        if !self.overlay.is_empty()
+            && let Some(found) = self.overlay.get(key)
+        {
+            return Some(found);
+        }
+        if let Some((owner, node)) = self.nodes.get_key_value(key) {
+            let targets = &self.targets;
+            return Some(Found {
+                owner,
+                node,
+                targets,
+            });
+        }
+        let owner = self.overlay.empty_non_terminal(key)?;
+        static EMPTY: Node = Node::EMPTY;
+        Some(Found {
+            owner,
+            node: &EMPTY,
+            targets: &[],
+        })
+    }
+
+    /// This zone with `records` as the registrations' records of each of `names` (a name
+    /// `records` lacks has none left), at SOA `serial`, with no named VIP published (as
+    /// [`new`](Self::new)). The Mesos part is shared; the overlay copies only the shards these
+    /// names touch, so a registration change costs the same with thousands of registrations.
+    /// A name the Mesos part also holds answers with both parts' records, as building the zone
+    /// from their union would. PTR names are not in the overlay: with `ptr_records` the caller
+    /// builds the zone whole.
+    pub fn with_registered<'n>(
+        &self,
+        serial: u32,
+        names: impl IntoIterator<Item = &'n str>,
+        records: &RecordSet,
+    ) -> Self {
+        let mut overlay = self.overlay.clone();
+        let ents = self.config.apex_nodata.then_some(&self.origin);
+        for name in names {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                continue;
+            }
+            let Ok(parsed) = Name::from_ascii(name) else {
+                continue;
+            };
+            let key = LowerName::new(&parsed);
+            let entry = self.entry(&key, name, records);
+            overlay.set(key, entry, ents);
+        }
+        let config = ZoneConfig {
+            serial,
+            ..self.config.clone()
+        };
+        let soa = SOA::new(
+            self.soa.mname.clone(),
+            self.soa.rname.clone(),
+            serial,
+            self.soa.refresh,
+            self.soa.retry,
+            self.soa.expire,
+            self.soa.minimum,
+        );
+        Self {
+            origin: self.origin.clone(),
+            nodes: self.nodes.clone(),
+            targets: self.targets.clone(),
+            overlay,
+            l4lb: L4lb::new(&[], l4lb_soa(&config, &soa.mname, &soa.rname)),
+            soa,
+            ns_target: self.ns_target.clone(),
+            skipped: self.skipped,
+            generation: next_generation(),
+            config,
+        }
+    }
+
+    /// The overlay entry of `name` (`key` parsed): its records in `records`, after those the
+    /// Mesos part holds for it, as the union would list them.
+    fn entry(&self, key: &LowerName, name: &str, records: &RecordSet) -> Entry {
+        let mut entry = Entry::default();
+        let base = self.nodes.get(key).filter(|n| n.has_data());
+        let Some(srv) = records.srv.get(name) else {
+            let (a, aaaa) = (records.a.get(name), records.aaaa.get(name));
+            if a.is_none() && aaaa.is_none() {
+                return entry;
+            }
+            return self.addresses_into(entry, base, a, aaaa);
+        };
+        if let Some(base) = base {
+            let targets = base
+                .srv
+                .iter()
+                .map(|&(p, t)| (p, self.targets[t as usize].clone()));
+            entry.srv.extend(targets);
+        }
+        for srv in srv {
+            if let Ok(target) = Name::from_ascii(&srv.target) {
+                let value = (srv.port, LowerName::new(&target));
+                if !entry.srv.contains(&value) {
+                    entry.srv.push(value);
+                }
+            }
+        }
+        self.addresses_into(entry, base, records.a.get(name), records.aaaa.get(name))
+    }
+
+    fn addresses_into(
+        &self,
+        mut entry: Entry,
+        base: Option<&Node>,
+        a: Option<&indexmap::IndexSet<Ipv4Addr>>,
+        aaaa: Option<&indexmap::IndexSet<Ipv6Addr>>,
+    ) -> Entry {
+        if let Some(base) = base {
+            entry.a.extend(&base.a);
+            entry.aaaa.extend(&base.aaaa);
+        }
+        for ip in a.into_iter().flatten() {
+            if !entry.a.contains(ip) {
+                entry.a.push(*ip);
+            }
+        }
+        for ip in aaaa.into_iter().flatten() {
+            if !entry.aaaa.contains(ip) {
+                entry.aaaa.push(*ip);
+            }
+        }
+        entry
     }
 
     /// This zone's identity, unique in the process and never 0.
@@ -243,21 +356,19 @@ impl Zone {
         if l4lb::covers(&key) {
             return self.l4lb.answer(qname, qtype);
         }
-        let found = self.nodes.get_key_value(&key);
-        let node = found.map(|(_, n)| n);
+        let found = self.find(&key);
+        let node = found.map(|f| f.node);
         let mut out = Answer::default();
         let is_apex = key == self.origin;
         match (qtype, found) {
-            (RecordType::A, Some((owner, n))) => {
-                self.push_addresses(&mut out.answers, owner, (&n.a, &[]), rng, cap)
+            (RecordType::A, Some(f)) => {
+                self.push_addresses(&mut out.answers, f.owner, (&f.node.a, &[]), rng, cap)
             }
-            (RecordType::AAAA, Some((owner, n))) => {
-                self.push_addresses(&mut out.answers, owner, (&[], &n.aaaa), rng, cap)
+            (RecordType::AAAA, Some(f)) => {
+                self.push_addresses(&mut out.answers, f.owner, (&[], &f.node.aaaa), rng, cap)
             }
-            (RecordType::SRV, _) => self.srv_answer(&mut out, node, qname, rng, cap),
-            (RecordType::PTR, Some((owner, n))) => {
-                self.push_ptrs(&mut out.answers, owner, n, rng, cap)
-            }
+            (RecordType::SRV, _) => self.srv_answer(&mut out, found, qname, rng, cap),
+            (RecordType::PTR, Some(f)) => self.push_ptrs(&mut out.answers, f, rng, cap),
             (RecordType::SOA, _) if is_apex => {
                 out.answers.push(Cow::Owned(self.soa_record(qname)));
                 out.authority.push(Cow::Owned(self.ns_record(qname)));
@@ -266,9 +377,10 @@ impl Zone {
             (RecordType::SOA, _) => out.authority.push(Cow::Owned(self.soa_record(qname))),
             (RecordType::NS, _) => out.authority.push(Cow::Owned(self.ns_record(qname))),
             (RecordType::ANY, _) => {
-                self.srv_answer(&mut out, node, qname, rng, cap);
-                if let Some((owner, n)) = found {
-                    self.push_addresses(&mut out.answers, owner, (&n.a, &n.aaaa), rng, cap);
+                self.srv_answer(&mut out, found, qname, rng, cap);
+                if let Some(f) = found {
+                    let addresses = (&f.node.a[..], &f.node.aaaa[..]);
+                    self.push_addresses(&mut out.answers, f.owner, addresses, rng, cap);
                 }
                 out.answers.shuffle(rng);
                 if out.answers.len() > cap {
@@ -336,14 +448,13 @@ impl Zone {
     fn push_ptrs(
         &self,
         out: &mut Vec<Cow<'_, Record>>,
-        owner: &LowerName,
-        node: &Node,
+        found: Found<'_>,
         rng: &mut impl Rng,
         cap: usize,
     ) {
-        let owner: &Name = owner;
+        let (owner, node): (&Name, _) = (found.owner, found.node);
         out.extend(pick(node.ptr.len(), cap, rng).into_iter().map(|i| {
-            let target: &Name = &self.targets[node.ptr[i] as usize];
+            let target: &Name = &found.targets[node.ptr[i] as usize];
             Cow::Owned(Record::from_rdata(
                 owner.clone(),
                 self.config.ttl,
@@ -359,17 +470,19 @@ impl Zone {
     fn srv_answer(
         &self,
         out: &mut Answer<'_>,
-        node: Option<&Node>,
+        found: Option<Found<'_>>,
         qname: &Name,
         rng: &mut impl Rng,
         cap: usize,
     ) {
-        let Some(node) = node else { return };
+        let Some(Found { node, targets, .. }) = found else {
+            return;
+        };
         let (ttl, weight) = (self.config.ttl, self.config.srv_weight);
         out.answers
             .extend(pick(node.srv.len(), cap, rng).into_iter().map(|i| {
                 let (port, t) = node.srv[i];
-                let target: &Name = &self.targets[t as usize];
+                let target: &Name = &targets[t as usize];
                 let rdata = SRV::new(0, weight, port, target.clone());
                 Cow::Owned(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)))
             }));
@@ -377,8 +490,8 @@ impl Zone {
             return;
         }
         for t in node.targets() {
-            let target = &self.targets[t as usize];
-            if let Some(tn) = self.nodes.get(target) {
+            let target = &targets[t as usize];
+            if let Some(Found { node: tn, .. }) = self.find(target) {
                 let owner: &Name = target;
                 if !tn.a.is_empty() {
                     let ip = tn.a[rng.random_range(0..tn.a.len())];
@@ -551,6 +664,9 @@ fn l4lb_soa(config: &ZoneConfig, mname: &Name, rname: &Name) -> L4lbSoa {
 fn clamp_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
+
+mod node;
+mod overlay;
 
 #[cfg(test)]
 mod tests;

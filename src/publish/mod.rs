@@ -10,7 +10,9 @@
 //!    through gossip (`crate::cluster`), which brings every node's fragments back here;
 //! 4. [`origins`]: every origin's fragment (the Mesos master's and each node's); a change
 //!    publishes their union;
-//! 5. [`published`]: records generated per origin, united, and a zone built from them;
+//! 5. [`published`]: records generated per origin (its Mesos part, and each registration
+//!    apart, so a write generates one registration), united, and a zone built from them: its
+//!    Mesos part whole, its registrations overlay updated by the names a write changed;
 //! 6. [`vips`]: the VIP table derived from the same catalog, programmed into the data plane
 //!    between two zone swaps, so that DNS never names a VIP the data plane does not balance.
 //!

@@ -10,12 +10,12 @@
 //! The write API applies the same rule up front ([`Owners::check`]), answering 409 with the
 //! owner, so what it accepts is what every node serves.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use beacon_catalog::registration::{Registration, fragment};
 use beacon_catalog::vip::{VipAddress, extract};
-use beacon_catalog::{Catalog, Framework};
+use beacon_catalog::{Catalog, Framework, Task};
 use beacon_dns::records::{GeneratorConfig, RecordSet, generate};
 
 /// The records of one origin's fragment, split by who produced them.
@@ -25,47 +25,116 @@ pub struct Generated {
     pub from: Arc<Catalog>,
     /// Records of its Mesos tasks (and, for the master's origin, of the leader and masters).
     pub mesos: Arc<RecordSet>,
-    /// Records of its registrations, before ownership is applied.
-    pub registered: Arc<RecordSet>,
+    /// Records of each registration, in the fragment's order, before ownership is applied.
+    pub registered: Vec<Arc<RegisteredRecords>>,
     /// The VIP addresses its Mesos tasks declare.
     pub mesos_vips: Arc<HashSet<VipAddress>>,
+    /// The fragment less its registrations, to tell whether the next fragment changed it.
+    mesos_part: Arc<Catalog>,
+}
+
+/// One registration's records, with the task and framework they were generated from.
+#[derive(Debug)]
+pub struct RegisteredRecords {
+    framework: Framework,
+    task: Task,
+    /// What generating its framework with this task alone gives.
+    pub records: RecordSet,
 }
 
 impl Generated {
-    /// Generates the records of `fragment`, its Mesos tasks and its registrations apart.
-    pub fn new(fragment: Arc<Catalog>, config: &GeneratorConfig) -> Self {
+    /// Generates the records of `fragment`, its Mesos tasks and its registrations apart,
+    /// reusing what `previous` (the same origin's last generation) already generated: a node's
+    /// fragment changes one registration at a time, and the records of each registration depend
+    /// only on it and the configuration, so a write generates one registration's records.
+    pub fn new(fragment: Arc<Catalog>, config: &GeneratorConfig, previous: Option<&Self>) -> Self {
         let (mesos, registered) = split(&fragment);
-        let mesos_vips = extract(&mesos)
-            .vips
-            .into_keys()
-            .map(|k| k.address)
+        let (mesos_part, mesos_records, mesos_vips) = match previous {
+            Some(p) if *p.mesos_part == mesos => {
+                (p.mesos_part.clone(), p.mesos.clone(), p.mesos_vips.clone())
+            }
+            _ => {
+                let vips = extract(&mesos).vips.into_keys().map(|k| k.address);
+                let records = Arc::new(generate(&mesos, config));
+                (Arc::new(mesos), records, Arc::new(vips.collect()))
+            }
+        };
+        let mut known: HashMap<(&str, &str), &Arc<RegisteredRecords>> = HashMap::new();
+        for r in previous.iter().flat_map(|p| &p.registered) {
+            known.insert((&r.framework.name, &r.task.id), r);
+        }
+        let registered = registered
+            .into_iter()
+            .map(
+                |(framework, task)| match known.get(&(&framework.name, &task.id)) {
+                    Some(r) if r.task == *task && same_framework(&r.framework, framework) => {
+                        Arc::clone(r)
+                    }
+                    _ => Arc::new(RegisteredRecords::new(framework, task, config)),
+                },
+            )
             .collect();
         Self {
-            mesos: Arc::new(generate(&mesos, config)),
-            registered: Arc::new(generate(&registered, config)),
-            mesos_vips: Arc::new(mesos_vips),
+            mesos: mesos_records,
+            registered,
+            mesos_vips,
+            mesos_part,
             from: fragment,
         }
     }
 }
 
-/// The fragment's Mesos part and its registrations' part.
-fn split(fragment: &Catalog) -> (Catalog, Catalog) {
-    let mut mesos = fragment.clone();
-    let mut registered = Catalog::default();
-    for framework in &mut mesos.frameworks {
-        let (regs, tasks) = std::mem::take(&mut framework.tasks)
-            .into_iter()
-            .partition::<Vec<_>, _>(|t| t.is_registration());
-        framework.tasks = tasks;
-        if !regs.is_empty() {
-            registered.frameworks.push(Framework {
-                tasks: regs,
-                ..framework.clone()
-            });
+impl RegisteredRecords {
+    fn new(framework: &Framework, task: &Task, config: &GeneratorConfig) -> Self {
+        let alone = Catalog {
+            frameworks: vec![with_tasks(framework, vec![task.clone()])],
+            ..Catalog::default()
+        };
+        let framework = with_tasks(framework, Vec::new());
+        Self {
+            records: generate(&alone, config),
+            framework,
+            task: task.clone(),
         }
     }
-    mesos.frameworks.retain(|f| !f.tasks.is_empty());
+}
+
+/// Whether two frameworks are the same but for their tasks.
+fn same_framework(a: &Framework, b: &Framework) -> bool {
+    a.name == b.name && a.pid == b.pid && a.hostname == b.hostname
+}
+
+/// `framework` with `tasks` in place of its own (not cloned only to be dropped: a node's
+/// framework of registrations holds thousands).
+fn with_tasks(framework: &Framework, tasks: Vec<Task>) -> Framework {
+    Framework {
+        name: framework.name.clone(),
+        pid: framework.pid.clone(),
+        hostname: framework.hostname.clone(),
+        tasks,
+    }
+}
+
+/// The fragment's Mesos part, and its registrations with their frameworks, in order.
+fn split(fragment: &Catalog) -> (Catalog, Vec<(&Framework, &Task)>) {
+    let mut mesos = Catalog {
+        leader: fragment.leader.clone(),
+        leader_raw: fragment.leader_raw.clone(),
+        agents: fragment.agents.clone(),
+        frameworks: Vec::new(),
+        host_ips: fragment.host_ips.clone(),
+    };
+    let mut registered = Vec::new();
+    for framework in &fragment.frameworks {
+        let (regs, tasks): (Vec<&Task>, Vec<&Task>) =
+            framework.tasks.iter().partition(|t| t.is_registration());
+        registered.extend(regs.into_iter().map(|t| (framework, t)));
+        if !tasks.is_empty() {
+            mesos
+                .frameworks
+                .push(with_tasks(framework, tasks.into_iter().cloned().collect()));
+        }
+    }
     (mesos, registered)
 }
 
@@ -115,11 +184,9 @@ impl Owners {
     /// Adds to `into` the records of `registered` whose names Mesos does not own.
     pub fn add_unowned(&self, into: &mut RecordSet, registered: &RecordSet) {
         let keep = |name: &str| !self.names.contains(name);
-        let mut open = RecordSet::default();
-        copy_where(&mut open.a, &registered.a, keep);
-        copy_where(&mut open.aaaa, &registered.aaaa, keep);
-        copy_where(&mut open.srv, &registered.srv, keep);
-        into.union(&open);
+        copy_where(&mut into.a, &registered.a, keep);
+        copy_where(&mut into.aaaa, &registered.aaaa, keep);
+        copy_where(&mut into.srv, &registered.srv, keep);
     }
 
     /// The first name or VIP of `reg` that a Mesos source owns, and the origin owning it.
@@ -182,7 +249,8 @@ impl Conflict {
     }
 }
 
-fn record_names(records: &RecordSet) -> impl Iterator<Item = &str> {
+/// Every name `records` has a record for (a name may come once per record type).
+pub fn record_names(records: &RecordSet) -> impl Iterator<Item = &str> {
     let a = records.a.keys();
     let aaaa = records.aaaa.keys();
     a.chain(aaaa).chain(records.srv.keys()).map(String::as_str)
@@ -194,12 +262,17 @@ fn has_name(records: &RecordSet, name: &str) -> bool {
         || records.srv.contains_key(name)
 }
 
-fn copy_where<V: Clone>(
+fn copy_where<V: Clone + std::hash::Hash + Eq>(
     into: &mut beacon_dns::records::RecordMap<V>,
     from: &beacon_dns::records::RecordMap<V>,
     keep: impl Fn(&str) -> bool,
 ) {
     for (name, values) in from.iter().filter(|(name, _)| keep(name)) {
-        into.insert(name.clone(), values.clone());
+        match into.get_mut(name) {
+            Some(set) => set.extend(values.iter().cloned()),
+            None => {
+                into.insert(name.clone(), values.clone());
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! What the agent currently serves: one catalog and everything derived from it, swapped whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +12,7 @@ use beacon_dns::labels::LabelSpec;
 use beacon_dns::records::{GeneratorConfig, IpSource, RecordSet, generate};
 use beacon_dns::zone::{Zone, ZoneConfig, ZoneError};
 
-use super::owners::{Conflict, Generated, Owners};
+use super::owners::{Conflict, Generated, Owners, RegisteredRecords, record_names};
 use super::{Fragments, Vips};
 use crate::common::{lock, wall_millis};
 use crate::config::Config;
@@ -123,14 +123,7 @@ impl Publisher {
     ) -> Result<Arc<Published>, ZoneError> {
         let serial = (wall_millis() / 1000) as u32;
         let catalog = Catalog::merge(fragments.values().map(|f| f.as_ref()));
-        let records = self.records(fragments, &catalog);
-        let zone = Zone::new(
-            &records,
-            ZoneConfig {
-                serial,
-                ..self.zone.clone()
-            },
-        )?;
+        let (records, zone) = self.generation(fragments, &catalog, serial)?;
         // VIP before DNS: a VIP being removed leaves DNS before its maps do, and a new one is
         // named only once its maps are in place.
         let plan = self.vips.prepare(&catalog, owners);
@@ -158,43 +151,89 @@ impl Publisher {
 
 impl Publisher {
     /// The records of `catalog`, the union of `fragments`, with names owned as [`owners`]
-    /// says. With one source of Mesos tasks alone they are generated from it directly (a
-    /// Mesos-DNS replacement's records, in Mesos-DNS's order). Otherwise each origin's records
-    /// are kept, its Mesos tasks' and its registrations' apart, and only the origins that
-    /// changed are generated again: in a cluster one change would otherwise regenerate every
-    /// node's tasks on every node. Records are sets per name, so the union is what generating
-    /// the merged catalog gives, in another order, less what registrations may not add.
-    fn records(&self, fragments: &Fragments, catalog: &Catalog) -> Arc<RecordSet> {
+    /// says, and the zone answering them at `serial` (before VIPs). With one source of Mesos
+    /// tasks alone they are generated from it directly (a Mesos-DNS replacement's records, in
+    /// Mesos-DNS's order). Otherwise each origin's records are kept, its Mesos tasks' and each
+    /// of its registrations' apart, and only what changed is generated again: in a cluster one
+    /// change would otherwise regenerate every node's tasks on every node, and one PUT every
+    /// registration. Records are sets per name, so the union is what generating the merged
+    /// catalog gives, in another order, less what registrations may not add.
+    fn generation(
+        &self,
+        fragments: &Fragments,
+        catalog: &Catalog,
+        serial: u32,
+    ) -> Result<(Arc<RecordSet>, Arc<Zone>), ZoneError> {
+        let config = ZoneConfig {
+            serial,
+            ..self.zone.clone()
+        };
         let mut state = lock(&self.by_origin);
         let sources: Vec<_> = fragments.iter().filter(|(_, f)| !is_empty(f)).collect();
         if let [(origin, fragment)] = sources[..]
             && !has_registrations(fragment)
         {
             let records = Arc::new(generate(catalog, &self.generator));
-            state.generated.clear();
-            state.owners = Arc::new(Owners::single(origin, records.clone(), catalog));
-            return records;
+            *state = ByOrigin {
+                owners: Arc::new(Owners::single(origin, records.clone(), catalog)),
+                ..ByOrigin::default()
+            };
+            let zone = Arc::new(Zone::new(&records, config)?);
+            return Ok((records, zone));
         }
+        let before: Vec<_> = (state.generated.values())
+            .flat_map(|g| g.registered.iter().cloned())
+            .collect();
         let mut kept = BTreeMap::new();
         for (origin, fragment) in sources {
             let generated = match state.generated.remove(origin) {
                 Some(g) if Arc::ptr_eq(&g.from, fragment) => g,
-                _ => Generated::new(fragment.clone(), &self.generator),
+                previous => Generated::new(fragment.clone(), &self.generator, previous.as_ref()),
             };
             kept.insert(origin.clone(), generated);
         }
-        if !state.owners.same_as(&kept) {
+        let same_owners = state.owners.same_as(&kept);
+        if !same_owners {
             state.owners = Arc::new(Owners::new(&kept));
         }
-        let mut all = RecordSet::default();
-        for generated in kept.values() {
-            all.union(&generated.mesos);
+        let mut registered = RecordSet::default();
+        for r in kept.values().flat_map(|g| &g.registered) {
+            state.owners.add_unowned(&mut registered, &r.records);
         }
-        for generated in kept.values() {
-            state.owners.add_unowned(&mut all, &generated.registered);
-        }
+        // A clone of the first Mesos part is a copy of its tables, cheaper than inserting its
+        // names one by one.
+        let mut mesos = kept.values().map(|g| &g.mesos);
+        let mut all = mesos.next().map(|m| (**m).clone()).unwrap_or_default();
+        mesos.for_each(|part| all.union(part));
+        let zone = if config.ptr_records {
+            // PTR names are not in the overlay (`Zone::with_registered`): built whole.
+            all.union(&registered);
+            Zone::new(&all, config)?
+        } else {
+            let zone = match (&state.zone, same_owners) {
+                (Some(last), true) => {
+                    let touched = touched(&before, &kept);
+                    last.with_registered(serial, touched.iter().map(String::as_str), &registered)
+                }
+                _ => Zone::new(&all, config)?.with_registered(
+                    serial,
+                    record_names(&registered),
+                    &registered,
+                ),
+            };
+            all.union(&registered);
+            zone
+        };
+        let zone = Arc::new(zone);
         state.generated = kept;
-        Arc::new(all)
+        state.zone = Some(zone.clone());
+        Ok((Arc::new(all), zone))
+    }
+
+    /// The records [`generation`](Self::generation) gives, for the tests.
+    #[cfg(test)]
+    fn records(&self, fragments: &Fragments, catalog: &Catalog) -> Arc<RecordSet> {
+        self.generation(fragments, catalog, 0).unwrap().0
     }
 
     /// Refuses a registration that would add to a name or VIP a Mesos source owns (the rule in
@@ -210,6 +249,27 @@ impl Publisher {
 struct ByOrigin {
     generated: BTreeMap<String, Generated>,
     owners: Arc<Owners>,
+    /// The last zone built from several origins, before VIPs: its Mesos part (the Mesos
+    /// records of every origin) and its overlay (the registrations' records those owners
+    /// leave), which the next change of registrations alone updates rather than rebuilds.
+    zone: Option<Arc<Zone>>,
+}
+
+/// The names of the registrations' records that differ between `before` and `after`'s
+/// registrations: a registration whose records are the same `Arc` is unchanged.
+fn touched(
+    before: &[Arc<RegisteredRecords>],
+    after: &BTreeMap<String, Generated>,
+) -> BTreeSet<String> {
+    let after: Vec<_> = after.values().flat_map(|g| &g.registered).collect();
+    let old: HashSet<_> = before.iter().map(Arc::as_ptr).collect();
+    let new: HashSet<_> = after.iter().map(|r| Arc::as_ptr(r)).collect();
+    let gone = before.iter().filter(|r| !new.contains(&Arc::as_ptr(r)));
+    let came = after.into_iter().filter(|r| !old.contains(&Arc::as_ptr(r)));
+    (gone.chain(came))
+        .flat_map(|r| record_names(&r.records))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Whether a fragment holds registrations.
@@ -246,6 +306,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use beacon_catalog::registration::{Registration, fragment};
+    use hickory_proto::rr::RecordType;
 
     use super::*;
 
@@ -258,6 +319,17 @@ mod tests {
             (r.aaaa.iter()).flat_map(|(n, v)| v.iter().map(move |ip| format!("{n} AAAA {ip}")));
         let srv = (r.srv.iter()).flat_map(|(n, v)| v.iter().map(move |s| format!("{n} SRV {s:?}")));
         a.chain(aaaa).chain(srv).collect()
+    }
+
+    /// A zone's answer to `name` as sorted text (rcode and answers, whatever the shuffle).
+    fn answers(zone: &Zone, name: &str, qtype: RecordType) -> String {
+        use rand::SeedableRng;
+        let qname = hickory_proto::rr::Name::from_ascii(name).unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let answer = zone.answer(&qname, qtype, &mut rng);
+        let mut records: Vec<String> = answer.answers.iter().map(|r| r.to_string()).collect();
+        records.sort();
+        format!("{} {records:?}", answer.rcode)
     }
 
     #[test]
@@ -328,6 +400,109 @@ mod tests {
             "{conflict}"
         );
         assert!(publisher.check_owners(&own).is_ok());
+    }
+
+    /// Records generated a registration at a time (each origin's last generation reused) are
+    /// those of generating every origin afresh, through puts, replacements, deletes, names two
+    /// registrations share, names Mesos owns, and a change of the Mesos state under them.
+    #[test]
+    fn incremental_records_are_a_full_rebuilds() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let mut smaller = (*master).clone();
+        smaller.frameworks.truncate(1);
+        let smaller = Arc::new(smaller);
+        let reg = |name: &str, fw: &str, ip: &str| {
+            let body = format!(
+                r#"{{"name": "{name}", "framework": "{fw}", "ips": ["{ip}"],
+                "ports": [{{"number": 80, "protocol": "tcp", "name": "http"}}]}}"#
+            );
+            Registration::parse(body.as_bytes()).unwrap()
+        };
+        let mut regs = BTreeMap::new();
+        // (id, what it becomes (none: deleted), whether the Mesos state shrank under it)
+        let steps = [
+            ("a", Some(("web", "shop", "10.0.0.1")), false),
+            ("b", Some(("web", "shop", "10.0.0.2")), false),
+            ("c", Some(("nginx", "marathon", "10.6.0.1")), false),
+            ("d", Some(("own", "marathon", "10.6.0.2")), false),
+            ("a", Some(("web", "shop", "10.0.0.3")), false),
+            ("b", None, false),
+            ("e", Some(("web", "shop", "10.0.0.3")), true),
+            ("a", None, true),
+            ("c", None, false),
+        ];
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        for (i, (id, becomes, small)) in steps.into_iter().enumerate() {
+            match becomes {
+                Some((name, fw, ip)) => regs.insert(id.to_string(), reg(name, fw, ip)),
+                None => regs.remove(id),
+            };
+            let mesos = if small { &smaller } else { &master };
+            let fragments = BTreeMap::from([
+                ("mesos-master".to_string(), mesos.clone()),
+                ("node/n1".to_string(), Arc::new(fragment("n1", &regs))),
+            ]);
+            let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+            let fresh = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+            let (incremental, zone) = publisher.generation(&fragments, &merged, 1).unwrap();
+            let (full, whole) = fresh.generation(&fragments, &merged, 1).unwrap();
+            assert_eq!(flat(&incremental), flat(&full), "step {i}");
+            assert_eq!(incremental.counts(), full.counts(), "step {i}");
+            let asked = [
+                "web.shop.mesos.",
+                "_web._tcp.shop.mesos.",
+                "shop.mesos.",
+                "own.marathon.mesos.",
+                "nginx.marathon.mesos.",
+                "_nginx._tcp.marathon.mesos.",
+            ];
+            for name in asked {
+                for qtype in [RecordType::A, RecordType::SRV] {
+                    let (x, y) = (answers(&zone, name, qtype), answers(&whole, name, qtype));
+                    assert_eq!(x, y, "step {i}: {name} {qtype}");
+                }
+            }
+        }
+    }
+
+    /// A write regenerates the one registration it changed: the others' records, the Mesos
+    /// part and the owners are the previous generation's, not copies.
+    #[test]
+    fn a_write_generates_only_the_registration_it_changed() {
+        let state = std::fs::read(crate::config::conformance_dir().join("fake.json")).unwrap();
+        let master = Arc::new(beacon_catalog::mesos::parse_state(&state).unwrap());
+        let reg = |ip: &str| {
+            let body = format!(r#"{{"name": "web", "framework": "shop", "ips": ["{ip}"]}}"#);
+            Registration::parse(body.as_bytes()).unwrap()
+        };
+        let publisher = Publisher::new(&Config::default(), Vec::new(), Arc::new(Vips::off()));
+        let mut regs: BTreeMap<String, Registration> = (0..5)
+            .map(|i| (format!("r{i}"), reg(&format!("10.0.0.{i}"))))
+            .collect();
+        let publish = |regs: &BTreeMap<String, Registration>| {
+            let fragments = BTreeMap::from([
+                ("mesos-master".to_string(), master.clone()),
+                ("node/n1".to_string(), Arc::new(fragment("n1", regs))),
+            ]);
+            let merged = Catalog::merge(fragments.values().map(|f| f.as_ref()));
+            publisher.records(&fragments, &merged);
+            let state = lock(&publisher.by_origin);
+            let node = &state.generated["node/n1"];
+            (
+                node.registered.clone(),
+                node.mesos.clone(),
+                state.owners.clone(),
+            )
+        };
+        let (before, mesos, owners) = publish(&regs);
+        regs.insert("r2".into(), reg("10.0.9.9"));
+        let (after, mesos_after, owners_after) = publish(&regs);
+        let same: Vec<bool> = (before.iter().zip(&after))
+            .map(|(b, a)| Arc::ptr_eq(b, a))
+            .collect();
+        assert_eq!(same, [true, true, false, true, true]);
+        assert!(Arc::ptr_eq(&mesos, &mesos_after) && Arc::ptr_eq(&owners, &owners_after));
     }
 
     #[test]

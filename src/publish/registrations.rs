@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use beacon_catalog::registration::{self, Registration};
+use beacon_catalog::registration::Registration;
+use beacon_catalog::{Catalog, Framework, Task};
 
 use super::{NodeOrigin, PublishError};
 use crate::common::lock;
@@ -64,7 +65,29 @@ enum Saved {
     Bare(BTreeMap<String, Registration>),
 }
 
-type Entries = BTreeMap<String, Entry>;
+/// What each write would otherwise derive again from every entry: a write changes one entry,
+/// so only that one is serialised and turned into a task, and a PUT stays as cheap with
+/// thousands of registrations as with one.
+#[derive(Clone, Debug)]
+struct Kept {
+    entry: Entry,
+    /// The entry as saved in `registrations.json`.
+    json: String,
+    /// The task it stands for in the node's fragment.
+    task: Task,
+}
+
+impl Kept {
+    fn new(id: &str, node: &str, entry: Entry) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            json: serde_json::to_string(&entry)?,
+            task: entry.registration.to_task(id, node),
+            entry,
+        })
+    }
+}
+
+type Entries = BTreeMap<String, Kept>;
 
 /// The registrations this node accepted.
 pub struct Registrations {
@@ -103,18 +126,29 @@ impl Registrations {
             Saved::Entries(entries) => entries,
             Saved::Bare(regs) => (regs.into_iter())
                 .map(|(id, registration)| {
+                    let token = None;
                     (
                         id,
                         Entry {
                             registration,
-                            token: None,
+                            token,
                         },
                     )
                 })
                 .collect(),
         };
-        let count = saved.len();
-        self.change(|entries| *entries = saved)?;
+        let mut kept = Entries::new();
+        for (id, entry) in saved {
+            let entry = Kept::new(&id, self.node(), entry).map_err(|e| state(e.into()))?;
+            kept.insert(id, entry);
+        }
+        let count = kept.len();
+        let mut entries = self.lock();
+        let before = std::mem::replace(&mut *entries, kept);
+        if let Err(e) = self.commit(&entries) {
+            *entries = before;
+            return Err(e);
+        }
         Ok(count)
     }
 
@@ -135,10 +169,10 @@ impl Registrations {
     ) -> Result<Put, WriteError> {
         let mut entries = self.lock();
         let existing = entries.get(id);
-        check_owner(id, existing, token)?;
+        check_owner(id, existing.map(|k| &k.entry), token)?;
         let held = entries
             .values()
-            .filter(|e| e.token.as_deref() == Some(token))
+            .filter(|k| k.entry.token.as_deref() == Some(token))
             .count();
         if existing.is_none() && held >= max {
             let token = token.to_string();
@@ -148,13 +182,16 @@ impl Registrations {
             registration,
             token: Some(token.to_string()),
         };
-        let put = self.change_locked(&mut entries, |entries| {
-            match entries.insert(id.to_string(), entry) {
-                Some(_) => Put::Replaced,
-                None => Put::Created,
-            }
-        })?;
-        Ok(put)
+        let kept = Kept::new(id, self.node(), entry).map_err(|e| self.state_error(e.into()))?;
+        let before = entries.insert(id.to_string(), kept);
+        if let Err(e) = self.commit(&entries) {
+            undo(&mut entries, id, before);
+            return Err(e.into());
+        }
+        Ok(match before {
+            Some(_) => Put::Replaced,
+            None => Put::Created,
+        })
     }
 
     /// Removes `id`, if `token` owns it, and publishes; whether it existed. Blocking.
@@ -163,46 +200,67 @@ impl Registrations {
         let Some(existing) = entries.get(id) else {
             return Ok(false);
         };
-        check_owner(id, Some(existing), token)?;
-        Ok(self.change_locked(&mut entries, |entries| entries.remove(id).is_some())?)
+        check_owner(id, Some(&existing.entry), token)?;
+        let before = entries.remove(id);
+        if let Err(e) = self.commit(&entries) {
+            undo(&mut entries, id, before);
+            return Err(e.into());
+        }
+        Ok(true)
     }
 
     /// A copy of every registration, by id.
     pub fn list(&self) -> BTreeMap<String, Registration> {
         (self.lock().iter())
-            .map(|(id, e)| (id.clone(), e.registration.clone()))
+            .map(|(id, k)| (id.clone(), k.entry.registration.clone()))
             .collect()
     }
 
-    fn change<T>(&self, edit: impl FnOnce(&mut Entries) -> T) -> Result<T, PublishError> {
-        let mut entries = self.lock();
-        self.change_locked(&mut entries, edit)
+    /// Saves and publishes `entries`, already edited in place (the caller undoes the edit if
+    /// this fails, so a failed save or publish leaves the registrations as they were). Called
+    /// under the lock, so that fragments reach the origins in the order of the edits.
+    fn commit(&self, entries: &Entries) -> Result<(), PublishError> {
+        if let Some(file) = &self.file {
+            save(file, entries)?;
+        }
+        self.origin.set_registrations(fragment(entries))
     }
 
-    /// Edits a copy, saves it, publishes it, and only then keeps it: a save or publish that
-    /// fails leaves the registrations as they were.
-    fn change_locked<T>(
-        &self,
-        entries: &mut Entries,
-        edit: impl FnOnce(&mut Entries) -> T,
-    ) -> Result<T, PublishError> {
-        let mut next = entries.clone();
-        let out = edit(&mut next);
-        if let Some(file) = &self.file {
-            save(file, &next)?;
-        }
-        let regs: BTreeMap<String, Registration> = (next.iter())
-            .map(|(id, e)| (id.clone(), e.registration.clone()))
-            .collect();
-        let fragment = registration::fragment(self.origin.node(), &regs);
-        // Still under the lock, so that fragments reach the origins in the order of the edits.
-        self.origin.set_registrations(fragment)?;
-        *entries = next;
-        Ok(out)
+    fn state_error(&self, source: std::io::Error) -> PublishError {
+        let path = self.file.clone().unwrap_or_default();
+        PublishError::State { path, source }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         lock(&self.entries)
+    }
+}
+
+/// Puts back what was under `id` before a write that failed.
+fn undo(entries: &mut Entries, id: &str, before: Option<Kept>) {
+    match before {
+        Some(kept) => entries.insert(id.to_string(), kept),
+        None => entries.remove(id),
+    };
+}
+
+/// The registrations' part of the node's fragment, from the kept tasks: what
+/// [`beacon_catalog::registration::fragment`] gives, without converting every registration again.
+fn fragment(entries: &Entries) -> Catalog {
+    let mut frameworks: BTreeMap<&str, Framework> = BTreeMap::new();
+    for kept in entries.values() {
+        let name = &kept.entry.registration.framework;
+        let fw = frameworks.entry(name).or_insert_with(|| Framework {
+            name: name.clone(),
+            pid: None,
+            hostname: String::new(),
+            tasks: Vec::new(),
+        });
+        fw.tasks.push(kept.task.clone());
+    }
+    Catalog {
+        frameworks: frameworks.into_values().collect(),
+        ..Catalog::default()
     }
 }
 
@@ -219,7 +277,8 @@ fn check_owner(id: &str, existing: Option<&Entry>, token: &str) -> Result<(), Wr
 }
 
 /// Writes `entries` to `file` through a temporary file and a rename, so a crash never leaves
-/// half a file.
+/// half a file. The file is one JSON object of entries by id, put together from each entry's
+/// kept JSON rather than serialised again.
 fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
     let err = |source| PublishError::State {
         path: file.to_path_buf(),
@@ -229,7 +288,78 @@ fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let tmp = file.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(entries).map_err(|e| err(e.into()))?;
+    let size: usize = entries
+        .iter()
+        .map(|(id, k)| id.len() + k.json.len() + 8)
+        .sum();
+    let mut bytes = Vec::with_capacity(size + 4);
+    bytes.push(b'{');
+    for (i, (id, kept)) in entries.iter().enumerate() {
+        bytes.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+        serde_json::to_writer(&mut bytes, id).map_err(|e| err(e.into()))?;
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(kept.json.as_bytes());
+    }
+    bytes.extend_from_slice(b"\n}\n");
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, file).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::Sink;
+
+    /// A sink that keeps the last fragment published.
+    #[derive(Default)]
+    struct Last(Mutex<Option<Catalog>>);
+
+    impl Sink for Last {
+        fn set(&self, _origin: &str, fragment: Catalog) -> Result<(), PublishError> {
+            *lock(&self.0) = Some(fragment);
+            Ok(())
+        }
+    }
+
+    fn reg(name: &str, framework: &str, ip: &str) -> Registration {
+        let body = format!(r#"{{"name": "{name}", "framework": "{framework}", "ips": ["{ip}"]}}"#);
+        Registration::parse(body.as_bytes()).unwrap()
+    }
+
+    /// Writes that keep each entry's JSON and task publish and save what converting every
+    /// registration again would, across puts, replacements and deletes, and a restart loads it.
+    #[test]
+    fn kept_entries_give_the_full_fragment_and_file() {
+        let dir = std::env::temp_dir().join(format!("beacon-regs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sink = Arc::new(Last::default());
+        let origin = Arc::new(NodeOrigin::new("n1".into(), sink.clone()));
+        let regs = Registrations::new(origin, &dir);
+        let writes = [
+            ("a", reg("web", "shop", "10.0.0.1")),
+            ("b\"q", reg("db", "data", "10.0.0.2")),
+            ("c", reg("web", "shop", "10.0.0.3")),
+            ("a", reg("web", "shop", "10.0.0.4")),
+        ];
+        for (id, r) in writes {
+            regs.put(id, r, "t", 10).unwrap();
+        }
+        assert!(regs.delete("c", "t").unwrap());
+        let expected = regs.list();
+        let published = lock(&sink.0).clone().unwrap();
+        let full = beacon_catalog::registration::fragment("n1", &expected);
+        assert_eq!(published, full);
+        let text = std::fs::read_to_string(dir.join("registrations.json")).unwrap();
+        let saved: Entries2 = serde_json::from_str(&text).unwrap();
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved["a"].registration, expected["a"]);
+        assert_eq!(saved["a"].token.as_deref(), Some("t"));
+        let again = Registrations::new(Arc::new(NodeOrigin::new("n1".into(), sink.clone())), &dir);
+        assert_eq!(again.load().unwrap(), 2);
+        assert_eq!(again.list(), expected);
+        assert_eq!(lock(&sink.0).clone().unwrap(), full);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    type Entries2 = BTreeMap<String, Entry>;
 }

@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use beacon_catalog::mesos::parse_state;
@@ -165,4 +166,135 @@ fn every_zone_has_a_generation_of_its_own_even_at_a_reused_address() {
     }
     // Not asserted (it depends on the allocator), only reported.
     eprintln!("an address was reused: {reused}");
+}
+
+mod overlay_equivalence {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::records::Srv;
+
+    /// An answer as text, whatever the order and the random picks: rcode, answers, authority,
+    /// and the owner and type of each additional (which address is picked is random).
+    fn canonical(a: &Answer<'_>) -> String {
+        let sorted = |rs: &[Cow<'_, Record>], full: bool| {
+            let mut v: Vec<String> = (rs.iter())
+                .map(|r| match full {
+                    true => r.to_string(),
+                    false => format!("{} {}", r.name, r.record_type()),
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v.join("; ")
+        };
+        let (an, ns) = (sorted(&a.answers, true), sorted(&a.authority, true));
+        format!(
+            "{} | {an} | {ns} | {}",
+            a.rcode,
+            sorted(&a.additionals, false)
+        )
+    }
+
+    /// The records of one registration: `label` in `fw` at `ip`, with an SRV to its name.
+    fn registration(label: &str, fw: &str, ip: u8) -> RecordSet {
+        let mut r = RecordSet::default();
+        let name = format!("{label}.{fw}.mesos.");
+        r.a.insert(name.clone(), [Ipv4Addr::new(10, 9, 0, ip)].into());
+        let srv = Srv {
+            target: name,
+            port: 8000 + u16::from(ip),
+        };
+        r.srv
+            .insert(format!("_{label}._tcp.{fw}.mesos."), [srv].into());
+        r
+    }
+
+    fn names(r: &RecordSet) -> Vec<String> {
+        (r.a.keys().chain(r.aaaa.keys()).chain(r.srv.keys()))
+            .cloned()
+            .collect()
+    }
+
+    /// Every name worth asking: the records' names and their parents, and misses.
+    fn questions(all: &RecordSet) -> Vec<String> {
+        let mut out: Vec<String> = names(all);
+        for name in names(all) {
+            let mut rest = name.as_str();
+            while let Some((_, parent)) = rest.split_once('.') {
+                out.push(parent.to_string());
+                rest = parent;
+            }
+        }
+        out.extend(["nothing.shop.mesos.".into(), "mesos.".into()]);
+        out.sort();
+        out.dedup();
+        out.retain(|n| !n.is_empty());
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// A zone updated a registration at a time through the overlay answers every question
+        /// as the zone built whole from the union, across puts, replacements and deletes, with
+        /// names shared by registrations and names the Mesos part also holds.
+        #[test]
+        fn the_overlay_answers_as_the_whole_zone(
+            apex_nodata: bool,
+            steps in prop::collection::vec(
+                (0..6usize, prop::option::of((0..4usize, 0..3usize, 1..5u8))),
+                1..24,
+            ),
+        ) {
+            let labels = ["web", "db", "liquor-store", "cache"];
+            let fws = ["shop", "marathon", "data"];
+            let base = zone(apex_nodata, false);
+            let mesos = {
+                let path = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../shared/conformance/mesos-dns/fake.json"
+                );
+                let catalog = parse_state(&std::fs::read(path).unwrap()).unwrap();
+                generate(&catalog, &GeneratorConfig {
+                    domain: "mesos".into(),
+                    spec: LabelSpec::Rfc1123,
+                    ip_sources: vec![IpSource::Netinfo, IpSource::Mesos, IpSource::Host],
+                    masters: vec!["1.2.3.4:5050".into()],
+                    ns_name: "ns1.mesos.".into(),
+                    ns_ips: vec!["127.0.0.1".parse().unwrap()],
+                    enumerate: false,
+                })
+            };
+            let mut regs: BTreeMap<usize, RecordSet> = BTreeMap::new();
+            let mut zone = base;
+            for (serial, (id, change)) in steps.into_iter().enumerate() {
+                let old = regs.remove(&id);
+                if let Some((l, f, ip)) = change {
+                    regs.insert(id, registration(labels[l], fws[f], ip));
+                }
+                let mut union = RecordSet::default();
+                regs.values().for_each(|r| union.union(r));
+                let mut touched = old.as_ref().map(names).unwrap_or_default();
+                touched.extend(regs.get(&id).map(names).unwrap_or_default());
+                zone = zone.with_registered(serial as u32, touched.iter().map(String::as_str), &union);
+                let mut all = mesos.clone();
+                all.union(&union);
+                let config = ZoneConfig {
+                    serial: serial as u32,
+                    apex_nodata,
+                    ..ZoneConfig::mesos_dns()
+                };
+                let whole = Zone::new(&all, config).unwrap();
+                for q in questions(&all) {
+                    for t in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::ANY] {
+                        let (x, y) = (ask(&zone, &q, t), ask(&whole, &q, t));
+                        prop_assert_eq!(canonical(&x), canonical(&y), "{} {}", q, t);
+                    }
+                }
+            }
+        }
+    }
 }
