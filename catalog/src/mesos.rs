@@ -60,6 +60,7 @@ pub fn parse_state(body: &[u8]) -> Result<Catalog, StateError> {
         agents,
         frameworks,
         host_ips: Default::default(),
+        masters: Vec::new(),
     })
 }
 
@@ -102,6 +103,7 @@ pub fn parse_agent_state(body: &[u8]) -> Result<Catalog, StateError> {
         agents: vec![agent],
         frameworks,
         host_ips: Default::default(),
+        masters: Vec::new(),
     })
 }
 

@@ -20,6 +20,11 @@ pub struct Catalog {
     /// Addresses of every hostname that appears in a pid or framework hostname, filled by the
     /// source after resolving them; a name absent here did not resolve.
     pub host_ips: BTreeMap<String, Vec<IpAddr>>,
+    /// The masters a detector (ZooKeeper) named when this state was fetched, `host:port`, leader
+    /// first: they make `master` and `masterN` in place of the configured list, and travel with
+    /// the state so that every node names the same masters. Empty: the configured list applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masters: Vec<String>,
 }
 
 impl Catalog {
@@ -69,6 +74,9 @@ impl Catalog {
             if out.leader.is_none() && part.leader.is_some() {
                 out.leader.clone_from(&part.leader);
                 out.leader_raw.clone_from(&part.leader_raw);
+            }
+            if out.masters.is_empty() {
+                out.masters.clone_from(&part.masters);
             }
             for agent in &part.agents {
                 if out.agent(&agent.id).is_none() {

@@ -49,7 +49,8 @@ pub struct GeneratorConfig {
     pub spec: LabelSpec,
     /// Task address sources, in priority order.
     pub ip_sources: Vec<IpSource>,
-    /// Configured masters, `host:port`, in configured order.
+    /// Configured masters, `host:port`, in configured order; a catalog's own `masters` (from
+    /// ZooKeeper) replace them.
     pub masters: Vec<String>,
     /// The server's own name (`SOAMname`, fully qualified) and the addresses it gets.
     pub ns_name: String,
@@ -299,7 +300,12 @@ impl Generator<'_> {
 
         let mut leader_has_index = false;
         let mut idx = 0;
-        for m in &self.config.masters {
+        let (catalog, config) = (self.catalog, self.config);
+        let masters = match catalog.masters.is_empty() {
+            true => &config.masters,
+            false => &catalog.masters,
+        };
+        for m in masters {
             let Some((host, _)) = split_host_port(m) else {
                 continue;
             };

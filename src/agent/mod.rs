@@ -54,15 +54,11 @@ impl Agent {
     /// Starts every part configured. Sockets are open when this returns; DNS answers SERVFAIL
     /// for the domain until the first catalog load.
     pub async fn start(config: Config) -> Result<Self, AgentError> {
-        let m = &config.mesos_dns;
-        if !m.zk.is_empty() && !m.masters.is_empty() {
-            tracing::warn!("zk is set but Beacon reads masters directly: using the masters list");
-        }
         let endpoints = config.endpoints()?;
         let registry = Registry::new();
         let dns_metrics = DnsMetrics::new(&registry)?;
         let mut pipeline = Pipeline::build(&config, &endpoints, &registry).await?;
-        let pollers = pipeline.pollers(&config, &registry, &dns_metrics)?;
+        let (pollers, detector) = pipeline.pollers(&config, &registry, &dns_metrics)?;
         let dns = match endpoints.dns {
             Some(addr) => Some(dns::start(
                 &config,
@@ -86,6 +82,9 @@ impl Agent {
         };
         for poller in pollers {
             tasks.spawn(poller.run(shutdown.clone()));
+        }
+        if let Some(detector) = detector {
+            tasks.spawn(detector.run(shutdown.clone()));
         }
         let vip_on = pipeline.vips.is_on();
         if vip_on {

@@ -13,6 +13,7 @@ use crate::publish::{Current, MESOS_MASTER, NodeOrigin, PublishError, Sink};
 use crate::source::FetchError;
 use crate::source::master::MasterPoller;
 use crate::source::mesos_agent::MesosAgentPoller;
+use crate::source::zk::MastersRx;
 
 /// Where a poll loop reads and what it writes.
 #[derive(Clone)]
@@ -47,6 +48,17 @@ impl Source {
     }
 }
 
+/// Returns when `wake` changes; never without one (or once its sender is gone).
+async fn woken(wake: &mut Option<MastersRx>) {
+    let gone = match wake {
+        Some(rx) => rx.changed().await.is_err(),
+        None => true,
+    };
+    if gone {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Why one poll failed.
 #[derive(Debug, thiserror::Error)]
 enum PollError {
@@ -68,6 +80,9 @@ pub struct Refresh {
     pub dns_metrics: DnsMetrics,
     /// Time between polls.
     pub period: Duration,
+    /// Polls at once when this changes: ZooKeeper named other masters (a new leader), so
+    /// waiting out the period would serve the old leader's state for up to a minute.
+    pub wake: Option<MastersRx>,
 }
 
 /// The first retry after a failed poll.
@@ -77,7 +92,7 @@ impl Refresh {
     /// Polls every `period` until `shutdown`; after a failure, retries sooner (1 s, doubling up
     /// to `period`), so that a master that was down at start-up does not leave DNS unready for
     /// a whole period.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut retry = RETRY_FIRST;
         let mut loaded = false;
         loop {
@@ -98,6 +113,7 @@ impl Refresh {
                 biased;
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = woken(&mut self.wake) => retry = RETRY_FIRST,
             }
         }
     }

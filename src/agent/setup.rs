@@ -8,7 +8,8 @@ use prometheus::Registry;
 use super::error::AgentError;
 use super::polling::{Refresh, Source};
 use crate::cluster::Cluster;
-use crate::config::{Config, Endpoints};
+use crate::config::zk::ZkUrl;
+use crate::config::{Config, ConfigError, Endpoints};
 use crate::metrics::SourceMetrics;
 use crate::publish::fence::Fence;
 use crate::publish::published::ns_addresses;
@@ -17,6 +18,7 @@ use crate::publish::{
 };
 use crate::source::master::MasterPoller;
 use crate::source::mesos_agent::MesosAgentPoller;
+use crate::source::zk::ZkDetector;
 
 /// The publishing pipeline of one agent, from the registrations to what is served.
 pub struct Pipeline {
@@ -48,9 +50,9 @@ impl Pipeline {
         let vips = Arc::new(Vips::start(&config.vip, Fence::new(config, endpoints))?);
         let ns_ips = ns_addresses(&config.mesos_dns.listener);
         let publisher = Publisher::new(config, ns_ips, vips.clone());
-        let required = match config.mesos_dns.masters.is_empty() {
-            true => Vec::new(),
-            false => vec![MESOS_MASTER.to_string()],
+        let required = match has_master(config) {
+            false => Vec::new(),
+            true => vec![MESOS_MASTER.to_string()],
         };
         let origins = Arc::new(Origins::new(required, publisher.clone(), current.clone()));
         let cluster = match config.cluster.listen {
@@ -75,13 +77,14 @@ impl Pipeline {
         })
     }
 
-    /// The poll loops `config` asks for: the Mesos master, the local Mesos agent.
+    /// The poll loops `config` asks for (the Mesos master, the local Mesos agent), and the
+    /// ZooKeeper detector that tells the master's loop where to poll, with `zk`.
     pub fn pollers(
         &self,
         config: &Config,
         registry: &Registry,
         dns_metrics: &DnsMetrics,
-    ) -> Result<Vec<Refresh>, AgentError> {
+    ) -> Result<(Vec<Refresh>, Option<ZkDetector>), AgentError> {
         let m = &config.mesos_dns;
         let refresh = |source, prefix, what, period| -> Result<Refresh, AgentError> {
             Ok(Refresh {
@@ -90,13 +93,26 @@ impl Pipeline {
                 metrics: SourceMetrics::new(registry, prefix, what)?,
                 dns_metrics: dns_metrics.clone(),
                 period,
+                wake: None,
             })
         };
         let mut pollers = Vec::new();
-        if !m.masters.is_empty() {
-            let source = Source::Master(MasterPoller::new(m)?, self.sink.clone());
+        let (mut poller, mut detector, mut wake) = (MasterPoller::new(m)?, None, None);
+        if !m.zk.is_empty() {
+            let url = ZkUrl::parse(&m.zk).map_err(|reason| ConfigError::InvalidZk {
+                value: m.zk.clone(),
+                reason,
+            })?;
+            let (zk, detected) = ZkDetector::new(url, m.zk_detection_timeout, registry)?;
+            (poller, detector) = (poller.with_detected(detected.clone()), Some(zk));
+            wake = Some(detected);
+        }
+        if has_master(config) {
+            let source = Source::Master(poller, self.sink.clone());
             let period = std::time::Duration::from_secs(m.refresh_seconds.max(1));
-            pollers.push(refresh(source, "beacon_catalog", "Mesos master", period)?);
+            let mut master = refresh(source, "beacon_catalog", "Mesos master", period)?;
+            master.wake = wake;
+            pollers.push(master);
         }
         let agent = &config.mesos_agent;
         if !agent.address.is_empty() {
@@ -105,8 +121,13 @@ impl Pipeline {
             let (prefix, what) = ("beacon_mesos_agent", "Mesos agent");
             pollers.push(refresh(source, prefix, what, agent.refresh)?);
         }
-        Ok(pollers)
+        Ok((pollers, detector))
     }
+}
+
+/// Whether the Mesos master is a source: listed, or found through ZooKeeper.
+fn has_master(config: &Config) -> bool {
+    !config.mesos_dns.masters.is_empty() || !config.mesos_dns.zk.is_empty()
 }
 
 /// Loads the registrations a previous run saved; with none, publishes the node's empty

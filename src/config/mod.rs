@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod mesos_dns;
 pub mod native;
 pub mod values;
+pub mod zk;
 
 pub use api::{ApiSettings, TokenSettings};
 pub use endpoints::Endpoints;
@@ -208,16 +209,18 @@ pub enum ConfigError {
     #[error("dns_on and http_on are both false: at least one server must be on")]
     NoServerEnabled,
     /// Occurs when neither `masters` nor `zk` is set, so Beacon cannot find Mesos.
-    #[error("no mesos masters configured: list them in masters as host:port")]
-    NoMasters,
-    /// Occurs when only `zk` is set: Beacon does not implement ZooKeeper master detection.
     #[error(
-        "zk \"{zk}\" is set but beacon does not implement zookeeper master detection: \
-         list the mesos masters in masters as host:port instead"
+        "no mesos masters configured: list them in masters as host:port, or set zk to the \
+         zookeeper url the masters register in (zk://host:2181/mesos)"
     )]
-    ZkUnsupported {
+    NoMasters,
+    /// Occurs when `zk` is not a ZooKeeper URL Mesos-DNS would read.
+    #[error("invalid zk \"{value}\": {reason} (write it as zk://host1:2181,host2:2181/mesos)")]
+    InvalidZk {
         /// The `zk` URL given.
-        zk: String,
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// Occurs when a `masters` entry is not `host:port` with a port in 1..=65535.
     #[error("invalid masters entry \"{value}\": {reason}")]

@@ -576,9 +576,10 @@ mod tests {
     #[test]
     fn mesos_dns_validation_is_shared() {
         assert!(matches!(parse(""), Err(ConfigError::NoMasters)));
+        assert!(parse("[mesos_dns]\nzk = \"zk://h:2181/mesos\"\n").is_ok());
         assert!(matches!(
-            parse("[mesos_dns]\nzk = \"zk://h:2181/mesos\"\n"),
-            Err(ConfigError::ZkUnsupported { .. })
+            parse("[mesos_dns]\nzk = \"zk://h:2181\"\n"),
+            Err(ConfigError::InvalidZk { .. })
         ));
         let err = parse("[mesos_dns]\nmasters = [\"a\"]\n").unwrap_err();
         assert_eq!(

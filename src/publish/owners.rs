@@ -123,6 +123,7 @@ fn split(fragment: &Catalog) -> (Catalog, Vec<(&Framework, &Task)>) {
         agents: fragment.agents.clone(),
         frameworks: Vec::new(),
         host_ips: fragment.host_ips.clone(),
+        masters: fragment.masters.clone(),
     };
     let mut registered = Vec::new();
     for framework in &fragment.frameworks {

@@ -1,7 +1,7 @@
 //! The Mesos master poller: `GET /master/state` from the configured masters, the way Mesos-DNS
 //! fetches it (`research/mesos-dns.md` §2).
 //!
-//! Masters are tried in configured order. A master that is not the leader names the leader in
+//! Masters are tried in order: those ZooKeeper names (leader first), then the configured ones. A master that is not the leader names the leader in
 //! its state; the poller then asks the leader's address on the same port. Masters older than
 //! Mesos 1.1 only serve `/master/state.json`, tried after a 404. Any failure leaves the caller's
 //! last good catalog in place: this module only reports what went wrong.
@@ -12,6 +12,7 @@ use beacon_catalog::Catalog;
 use beacon_catalog::mesos::parse_state;
 
 use super::http::MesosClient;
+use super::zk::MastersRx;
 use super::{ClientError, FetchError, resolve_hostnames};
 use crate::config::MesosDnsConfig;
 
@@ -20,6 +21,8 @@ use crate::config::MesosDnsConfig;
 pub struct MasterPoller {
     client: MesosClient,
     masters: Vec<String>,
+    /// What ZooKeeper names, with `zk`.
+    detected: Option<MastersRx>,
 }
 
 impl MasterPoller {
@@ -28,16 +31,34 @@ impl MasterPoller {
         Ok(Self {
             client: MesosClient::new(config)?,
             masters: config.masters.clone(),
+            detected: None,
         })
     }
 
+    /// The poller asks the masters `detected` names first, leader first; the configured ones
+    /// become the fallback.
+    pub fn with_detected(mut self, detected: MastersRx) -> Self {
+        self.detected = Some(detected);
+        self
+    }
+
     /// Fetches the leader's state: the first master that answers, redirected to the leader it
-    /// names, with every hostname the records need resolved.
+    /// names, with every hostname the records need resolved. The catalog carries the masters
+    /// ZooKeeper named, for `master` and `masterN`.
     pub async fn fetch(&self) -> Result<Catalog, FetchError> {
+        let detected = (self.detected.as_ref()).map_or_else(Vec::new, |rx| rx.borrow().clone());
+        let fallback = self.masters.iter().filter(|m| !detected.contains(m));
+        let candidates: Vec<&String> = detected.iter().chain(fallback).collect();
+        if candidates.is_empty() {
+            return Err(FetchError::NoMasterKnown);
+        }
         let mut errors = Vec::new();
-        for master in &self.masters {
+        for master in candidates {
             match self.fetch_via(master).await {
-                Ok(catalog) => return Ok(catalog),
+                Ok(mut catalog) => {
+                    catalog.masters.clone_from(&detected);
+                    return Ok(catalog);
+                }
                 Err(e) => errors.push(e),
             }
         }

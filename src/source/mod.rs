@@ -4,6 +4,7 @@
 pub mod http;
 pub mod master;
 pub mod mesos_agent;
+pub mod zk;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -40,6 +41,12 @@ pub enum FetchError {
         /// The resolver's error.
         reason: String,
     },
+    /// Occurs when no master is known: ZooKeeper names none yet and no `masters` are listed.
+    #[error(
+        "no mesos master known yet: zookeeper names none (check that the masters run and \
+         register under the zk path), and masters lists no fallback"
+    )]
+    NoMasterKnown,
     /// Occurs when every master failed; holds each master's error.
     #[error("no master answered: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     AllFailed(Vec<Self>),

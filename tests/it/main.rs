@@ -14,3 +14,4 @@ mod support;
 mod trust;
 mod ui;
 mod vips;
+mod zk;

@@ -172,8 +172,14 @@ impl Agent {
         mut config: serde_json::Value,
         master: SocketAddr,
     ) -> Self {
-        let (dns_port, http_port) = (free_port(), free_port());
         config["masters"] = serde_json::json!([master.to_string()]);
+        Self::start_as_configured(dir, config)
+    }
+
+    /// Starts an agent with `config` as given (its masters, or its `zk`), on loopback, and
+    /// waits only until its HTTP API answers.
+    pub(crate) fn start_as_configured(dir: &TempDir, mut config: serde_json::Value) -> Self {
+        let (dns_port, http_port) = (free_port(), free_port());
         config["listener"] = "127.0.0.1".into();
         config["port"] = dns_port.into();
         config["HTTPListener"] = "127.0.0.1".into();

@@ -14,8 +14,8 @@
 //!
 //! Deliberate differences from Mesos-DNS, each because its behaviour was a bug or a crash:
 //!
-//! * ZooKeeper master detection is not implemented: `zk` alone is an error telling the user to
-//!   list `masters`; with both set, validation passes and the agent uses `masters`.
+//! * `zk` is checked at start-up (Mesos-DNS only failed later, when detection began); with both
+//!   `zk` and `masters`, ZooKeeper leads and `masters` is the fallback.
 //! * `refresh_seconds = 0` is rejected (Mesos-DNS panics in `time.NewTicker`), `ttl` above
 //!   2^31-1 is rejected (RFC 2181 §8; Go's `int32` field rejected it while parsing), and a
 //!   `masters` entry with an empty host (`":5050"`) is rejected.
@@ -87,8 +87,8 @@ pub struct MesosDnsConfig {
     /// `SOARname`: SOA mailbox; `@` becomes `.` and a trailing `.` is added.
     /// Default `root.ns1.mesos` (so `root.ns1.mesos.` once loaded).
     pub soa_rname: String,
-    /// `Masters`: Mesos masters as `host:port`, unique. Default empty (then `zk` is required,
-    /// which Beacon does not support).
+    /// `Masters`: Mesos masters as `host:port`, unique. Default empty (then `zk` is required);
+    /// with `zk`, the fallback when ZooKeeper names no master.
     pub masters: Vec<String>,
     /// `ZoneResolvers`: per-zone upstream resolvers (IP or IP:port). Default empty.
     pub zone_resolvers: BTreeMap<String, Vec<String>>,
@@ -98,7 +98,8 @@ pub struct MesosDnsConfig {
     /// `IPSources`: where task addresses come from, in priority order; each of `host`,
     /// `docker`, `mesos`, `netinfo`, unique, non-empty. Default `["netinfo", "mesos", "host"]`.
     pub ip_sources: Vec<String>,
-    /// `Zk`: ZooKeeper URL (`zk://host:port/mesos`). Default empty.
+    /// `Zk`: ZooKeeper URL (`zk://host1:port1,host2:port2/mesos`) the masters register in; the
+    /// masters it names lead, the leader first. Default empty.
     pub zk: String,
     /// `Domain`: the served domain, lower-cased, without a trailing dot. Default `mesos`.
     pub domain: String,
@@ -281,13 +282,10 @@ impl MesosDnsConfig {
         if !self.dns_on && !self.http_on {
             return Err(ConfigError::NoServerEnabled);
         }
-        match (self.masters.is_empty(), self.zk.is_empty()) {
-            (true, true) if masters_required => Err(ConfigError::NoMasters),
-            (true, false) => Err(ConfigError::ZkUnsupported {
-                zk: self.zk.clone(),
-            }),
-            _ => Ok(()),
+        if self.masters.is_empty() && self.zk.is_empty() && masters_required {
+            return Err(ConfigError::NoMasters);
         }
+        validate_zk(&self.zk)
     }
 
     /// Numbers that Mesos-DNS accepts but cannot work with.

@@ -431,15 +431,16 @@ fn resolver_and_master_identities() {
 }
 
 #[test]
-fn zk_only_is_an_explained_error_and_zk_with_masters_passes() {
-    let err = load(r#"{"zk": "zk://10.0.0.1:2181/mesos"}"#).unwrap_err();
-    assert!(matches!(err, ConfigError::ZkUnsupported { .. }));
+fn zk_alone_is_enough_and_a_malformed_one_names_the_key() {
+    assert!(load(r#"{"zk": "zk://10.0.0.1:2181,10.0.0.2:2181/mesos"}"#).is_ok());
+    assert!(load(&with_masters(r#", "zk": "zk://10.0.0.1:2181/mesos""#)).is_ok());
+    let err = load(r#"{"zk": "10.0.0.1:2181/mesos"}"#).unwrap_err();
+    assert!(matches!(err, ConfigError::InvalidZk { .. }));
     let message = err.to_string();
     assert!(
-        message.contains("zookeeper") && message.contains("masters"),
+        message.starts_with("invalid zk \"10.0.0.1:2181/mesos\"") && message.contains("zk://"),
         "{message}"
     );
-    assert!(load(&with_masters(r#", "zk": "zk://10.0.0.1:2181/mesos""#)).is_ok());
     assert!(matches!(load("{}"), Err(ConfigError::NoMasters)));
 }
 

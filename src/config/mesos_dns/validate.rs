@@ -46,6 +46,19 @@ fn normalize_master(master: &str) -> Result<(String, String), &'static str> {
     Ok((host, port.to_owned()))
 }
 
+/// `zk`, when set, must be a URL Mesos-DNS reads: refused here rather than at each connection.
+pub(super) fn validate_zk(zk: &str) -> Result<(), ConfigError> {
+    if zk.is_empty() {
+        return Ok(());
+    }
+    crate::config::zk::ZkUrl::parse(zk)
+        .map(drop)
+        .map_err(|reason| ConfigError::InvalidZk {
+            value: zk.to_string(),
+            reason,
+        })
+}
+
 /// Resolvers must be unique IP or IP:port (port 53 when omitted) addresses.
 pub(super) fn validate_resolvers(key: &str, resolvers: &[String]) -> Result<(), ConfigError> {
     let mut seen = HashSet::new();
