@@ -13,6 +13,7 @@
 pub mod dns;
 mod error;
 pub mod polling;
+pub mod recovery;
 pub mod setup;
 
 use std::net::SocketAddr;
@@ -84,6 +85,9 @@ impl Agent {
             }
             None => None,
         };
+        if let Some(recovery) = pipeline.recovery.take() {
+            tasks.spawn(recovery.run(shutdown.clone()));
+        }
         for poller in pollers {
             tasks.spawn(poller.run(shutdown.clone()));
         }

@@ -7,11 +7,13 @@ use prometheus::Registry;
 
 use super::error::AgentError;
 use super::polling::{Refresh, Source};
+use super::recovery::Recovery;
 use crate::cluster::Cluster;
 use crate::config::{Config, Endpoints};
 use crate::metrics::SourceMetrics;
 use crate::publish::fence::Fence;
 use crate::publish::published::ns_addresses;
+use crate::publish::registrations::Loaded;
 use crate::publish::{
     Current, MESOS_MASTER, NodeOrigin, Origins, Publisher, Registrations, Sink, Vips,
 };
@@ -34,6 +36,9 @@ pub struct Pipeline {
     pub node: Arc<NodeOrigin>,
     /// This node's registrations.
     pub registrations: Arc<Registrations>,
+    /// Recovering the registrations from the cluster, when the saved file was unreadable: a
+    /// task for the agent to run (writes wait until it ends).
+    pub recovery: Option<Recovery>,
 }
 
 impl Pipeline {
@@ -63,7 +68,8 @@ impl Pipeline {
         };
         let node = Arc::new(NodeOrigin::new(config.node.name.clone(), sink.clone()));
         let registrations = Arc::new(Registrations::new(node.clone(), &config.node.state_dir));
-        restore(registrations.clone(), node.clone()).await;
+        let gossip = cluster.as_ref().map(|c| c.gossip.clone());
+        let recovery = restore(registrations.clone(), node.clone(), gossip).await;
         Ok(Self {
             current,
             vips,
@@ -72,6 +78,7 @@ impl Pipeline {
             sink,
             node,
             registrations,
+            recovery,
         })
     }
 
@@ -110,19 +117,40 @@ impl Pipeline {
 }
 
 /// Loads the registrations a previous run saved; with none, publishes the node's empty
-/// fragment, so that a node with no other source is ready and known to the cluster.
-async fn restore(registrations: Arc<Registrations>, node: Arc<NodeOrigin>) {
-    let restored = tokio::task::spawn_blocking(move || match registrations.load() {
-        Ok(0) => node.publish().map(|()| 0),
-        other => other,
-    });
-    match restored.await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(
-            registrations = n,
-            "registrations restored from the state directory"
-        ),
+/// fragment, so that a node with no other source is ready and known to the cluster. An
+/// unreadable file is set aside; in a cluster the registrations are then recovered from the
+/// cluster's copy of this node's origin (the returned task), and writes wait for it.
+async fn restore(
+    registrations: Arc<Registrations>,
+    node: Arc<NodeOrigin>,
+    gossip: Option<beacon_gossip::net::Gossip>,
+) -> Option<Recovery> {
+    let loading = registrations.clone();
+    let loaded = tokio::task::spawn_blocking(move || loading.load()).await;
+    let publish_empty = || async {
+        let _ = tokio::task::spawn_blocking(move || node.publish()).await;
+    };
+    match loaded {
+        Ok(Ok(Loaded::Saved(0))) => publish_empty().await,
+        Ok(Ok(Loaded::Saved(n))) => {
+            tracing::info!(
+                registrations = n,
+                "registrations restored from the state directory"
+            );
+        }
+        Ok(Ok(Loaded::SetAside(aside))) => {
+            let aside = aside.display().to_string();
+            let Some(gossip) = gossip else {
+                tracing::error!(%aside, "registrations.json was unreadable and is set aside; no cluster holds a copy: starting with no registrations");
+                publish_empty().await;
+                return None;
+            };
+            tracing::error!(%aside, "registrations.json was unreadable and is set aside; recovering this node's registrations from the cluster's copy before taking writes");
+            registrations.hold_writes();
+            return Some(Recovery::new(registrations, gossip));
+        }
         Ok(Err(error)) => tracing::warn!(%error, "could not restore saved registrations"),
         Err(error) => tracing::warn!(%error, "restoring registrations panicked"),
     }
+    None
 }

@@ -4,6 +4,7 @@
 mod api;
 mod cluster;
 mod conformance;
+mod durable;
 mod forward;
 mod hostile;
 mod operator;

@@ -1,0 +1,165 @@
+//! Registrations survive what an operator's disk can do to them: a save that fails changes
+//! nothing, and an unreadable file is set aside and the registrations recovered from the
+//! cluster's copy before the node takes writes.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::json;
+
+use crate::support::*;
+
+struct Node {
+    dns: SocketAddr,
+    http: SocketAddr,
+    config: std::path::PathBuf,
+    proc: Proc,
+}
+
+fn run(config: &std::path::Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.args(["agent", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if std::env::var_os("BEACON_TEST_LOG").is_none() {
+        cmd.stderr(Stdio::null());
+    }
+    Proc(cmd.spawn().unwrap())
+}
+
+/// A cluster node with no Mesos source: only registrations, kept in `state-<name>`.
+fn node(dir: &TempDir, name: &str, gossip: u16, seed: Option<u16>) -> Node {
+    let (dns, http) = (free_port(), free_port());
+    let seeds = seed
+        .map(|p| format!("\"n1@127.0.0.1:{p}\""))
+        .unwrap_or_default();
+    let toml = format!(
+        "[mesos_dns]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
+         external_on = false\n[node]\nname = \"{name}\"\nstate_dir = \"{}\"\n\
+         [cluster]\nlisten = \"127.0.0.1:{gossip}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\n\
+         [vip]\ndata_plane = \"off\"\n{}",
+        dir.path(&format!("state-{name}")).display(),
+        dir.path("tls").display(),
+        test_tokens()
+    );
+    let config = dir.path(&format!("{name}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    let node = Node {
+        dns: ([127, 0, 0, 1], dns).into(),
+        http: ([127, 0, 0, 1], http).into(),
+        proc: run(&config),
+        config,
+    };
+    wait_until("agent up", || {
+        http_get(node.http, "/healthz").is_ok_and(|r| r.status == 200)
+    });
+    node
+}
+
+fn put(node: &Node, id: &str, ip: &str) -> HttpReply {
+    let body = json!({"name": id, "framework": "shop", "ips": [ip]}).to_string();
+    http_write(
+        node.http,
+        "PUT",
+        &format!("/v1/registrations/{id}"),
+        body.as_bytes(),
+    )
+    .unwrap()
+}
+
+fn answers(node: &Node, id: &str) -> bool {
+    let name = format!("{id}.shop.mesos.");
+    !query(node.dns, &name, RecordType::A, Ask::UDP)
+        .answers
+        .is_empty()
+}
+
+fn registrations(node: &Node) -> usize {
+    let list = http_get(node.http, "/v1/registrations").map(|r| r.json());
+    list.ok()
+        .and_then(|l| l.as_object().map(|o| o.len()))
+        .unwrap_or(0)
+}
+
+fn certificates(dir: &TempDir) {
+    let tls = dir.path("tls");
+    let tls = tls.to_str().unwrap();
+    let beacon = |args: &[&str]| {
+        let ok = Command::new(env!("CARGO_BIN_EXE_beacon"))
+            .args(args)
+            .stdout(Stdio::null())
+            .status();
+        assert!(ok.unwrap().success(), "beacon {args:?}");
+    };
+    beacon(&["tls", "ca", "--dir", tls]);
+    for name in ["n1", "n2"] {
+        beacon(&["tls", "node", "--name", name, "--dir", tls]);
+    }
+}
+
+#[test]
+fn an_unreadable_registrations_file_is_set_aside_and_recovered_from_the_cluster() {
+    let dir = TempDir::new("durable");
+    certificates(&dir);
+    let (g1, g2) = (free_port(), free_port());
+    let n1 = node(&dir, "n1", g1, None);
+    let mut n2 = node(&dir, "n2", g2, Some(g1));
+    let ids: Vec<String> = (0..50).map(|i| format!("svc{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(put(&n2, id, &format!("10.9.1.{i}")).status, 201);
+    }
+    wait_until("n1 answers n2's registrations", || {
+        ids.iter().all(|id| answers(&n1, id))
+    });
+
+    // n2 stops, and its file is cut in half (a disk that lost the end of a write).
+    // SAFETY: kill has no memory preconditions; the PID is our own child's.
+    unsafe { libc::kill(n2.proc.0.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = n2.proc.0.wait();
+    let file = dir.path("state-n2").join("registrations.json");
+    let saved = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &saved[..saved.len() / 2]).unwrap();
+
+    n2.proc = run(&n2.config);
+    wait_until("n2 recovers its 50 registrations", || {
+        registrations(&n2) == 50
+    });
+    let aside = std::fs::read_dir(dir.path("state-n2")).unwrap().flatten();
+    let aside: Vec<_> = aside
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("registrations.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the unreadable file is kept aside");
+    assert_eq!(put(&n2, "after", "10.9.2.1").status, 201);
+    for node in [&n1, &n2] {
+        wait_until("every registration answered", || {
+            ids.iter().all(|id| answers(node, id)) && answers(node, "after")
+        });
+    }
+    // The file is whole again: it parses.
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved.as_object().map(|o| o.len()), Some(51));
+}
+
+#[test]
+fn a_save_that_fails_changes_nothing() {
+    let dir = TempDir::new("durable-save");
+    certificates(&dir);
+    let n1 = node(&dir, "n1", free_port(), None);
+    assert_eq!(put(&n1, "kept", "10.9.3.1").status, 201);
+    // The temporary file's name taken by a directory: the next save cannot be written.
+    std::fs::create_dir_all(dir.path("state-n1").join("registrations.json.tmp")).unwrap();
+    let reply = put(&n1, "lost", "10.9.3.2");
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json()["rule"], "publish");
+    assert_eq!(registrations(&n1), 1);
+    let nx = query(n1.dns, "lost.shop.mesos.", RecordType::A, Ask::UDP);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert!(answers(&n1, "kept"));
+}
