@@ -456,7 +456,7 @@ mod tests {
         assert_eq!(saved["a"].registration, expected["a"]);
         assert_eq!(saved["a"].token.as_deref(), Some("t"));
         let again = Registrations::new(Arc::new(NodeOrigin::new("n1".into(), sink.clone())), &dir);
-        assert_eq!(again.load().unwrap(), 2);
+        assert_eq!(again.load().unwrap(), Loaded::Saved(2));
         assert_eq!(again.list(), expected);
         assert_eq!(lock(&sink.0).clone().unwrap(), full);
         std::fs::remove_dir_all(&dir).unwrap();
