@@ -12,6 +12,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, Endpoints};
 use crate::metrics::SourceMetrics;
 use crate::publish::fence::Fence;
+use crate::publish::last_known::LastKnown;
 use crate::publish::published::ns_addresses;
 use crate::publish::registrations::Loaded;
 use crate::publish::{
@@ -68,6 +69,9 @@ impl Pipeline {
         };
         let node = Arc::new(NodeOrigin::new(config.node.name.clone(), sink.clone()));
         let registrations = Arc::new(Registrations::new(node.clone(), &config.node.state_dir));
+        if cluster.is_none() && !config.mesos_dns.masters.is_empty() {
+            restore_last_known(config, &sink, &current).await;
+        }
         let gossip = cluster.as_ref().map(|c| c.gossip.clone());
         let recovery = restore(registrations.clone(), node.clone(), gossip).await;
         Ok(Self {
@@ -101,9 +105,18 @@ impl Pipeline {
         };
         let mut pollers = Vec::new();
         if !m.masters.is_empty() {
-            let source = Source::Master(MasterPoller::new(m)?, self.sink.clone());
+            let last_known = LastKnown::new(&config.node.state_dir).map(Arc::new);
+            let source = Source::Master(MasterPoller::new(m)?, self.sink.clone(), last_known);
             let period = std::time::Duration::from_secs(m.refresh_seconds.max(1));
-            pollers.push(refresh(source, "beacon_catalog", "Mesos master", period)?);
+            let poller = refresh(source, "beacon_catalog", "Mesos master", period)?;
+            let restored = self
+                .current
+                .last_known
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if restored != 0 {
+                poller.metrics.last_success.set(restored as i64);
+            }
+            pollers.push(poller);
         }
         let agent = &config.mesos_agent;
         if !agent.address.is_empty() {
@@ -113,6 +126,28 @@ impl Pipeline {
             pollers.push(refresh(source, prefix, what, agent.refresh)?);
         }
         Ok(pollers)
+    }
+}
+
+/// Serves the last-known master state kept in the state directory, if there is one, until a
+/// master answers: a restart during a master outage then answers at once instead of SERVFAIL.
+/// (In a cluster the other nodes hold the master's state: this node gets it from them.)
+async fn restore_last_known(config: &Config, sink: &Arc<dyn Sink>, current: &Current) {
+    let Some(last_known) = LastKnown::new(&config.node.state_dir) else {
+        return;
+    };
+    let sink = sink.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        let (catalog, stamp) = last_known.load()?;
+        sink.set(MESOS_MASTER, catalog).ok().map(|()| stamp)
+    });
+    if let Ok(Some(stamp)) = restored.await {
+        let age = (crate::common::wall_millis() / 1000).saturating_sub(stamp);
+        (current.last_known).store(stamp.max(1), std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            age_secs = age,
+            "serving the last-known Mesos master state until a master answers"
+        );
     }
 }
 

@@ -370,7 +370,6 @@ fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = file.with_extension("json.tmp");
     let size: usize = entries
         .iter()
         .map(|(id, k)| id.len() + k.json.len() + 8)
@@ -384,26 +383,7 @@ fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
         bytes.extend_from_slice(kept.json.as_bytes());
     }
     bytes.extend_from_slice(b"\n}\n");
-    write_durably(&tmp, file, &bytes).map_err(err)
-}
-
-/// Writes `bytes` to `tmp`, flushes it to disk, renames it over `file` and flushes the
-/// directory: after a crash at any point, `file` is either the old version or the new one, whole.
-fn write_durably(
-    tmp: &std::path::Path,
-    file: &std::path::Path,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::fs::File::create(tmp)?;
-    out.write_all(bytes)?;
-    out.sync_all()?;
-    drop(out);
-    std::fs::rename(tmp, file)?;
-    if let Some(dir) = file.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::common::write_durably(file, &bytes).map_err(err)
 }
 
 #[cfg(test)]

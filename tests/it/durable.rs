@@ -163,3 +163,49 @@ fn a_save_that_fails_changes_nothing() {
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
     assert!(answers(&n1, "kept"));
 }
+
+/// Restarted while the master is down, the agent serves what it served before, at once, and
+/// says how old it is; before, it answered SERVFAIL for every name until the master came back.
+#[test]
+fn a_restart_during_a_master_outage_serves_the_last_known_state() {
+    let dir = TempDir::new("durable-master");
+    let master = FakeMaster::start(
+        &dir,
+        &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
+    );
+    let (dns, http) = (free_port(), free_port());
+    let toml = format!(
+        "[mesos_dns]\nmasters = [\"{}\"]\nlistener = \"127.0.0.1\"\nport = {dns}\n\
+         http_listener = \"127.0.0.1\"\nhttp_port = {http}\nexternal_on = false\n\
+         [node]\nstate_dir = \"{}\"\n[vip]\ndata_plane = \"off\"\n",
+        master.addr,
+        dir.path("state").display()
+    );
+    let config = dir.path("agent.toml");
+    std::fs::write(&config, toml).unwrap();
+    let http: SocketAddr = ([127, 0, 0, 1], http).into();
+    let dns: SocketAddr = ([127, 0, 0, 1], dns).into();
+    let mut agent = run(&config);
+    wait_until("ready", || {
+        http_get(http, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    let nginx = || {
+        query(dns, "nginx.marathon.mesos.", RecordType::A, Ask::UDP)
+            .answers
+            .len()
+    };
+    assert_eq!(nginx(), 1);
+    wait_until("the state kept", || {
+        dir.path("state").join("last-mesos-master.json").exists()
+    });
+    // SAFETY: kill has no memory preconditions; the PID is our own child's.
+    unsafe { libc::kill(agent.0.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = agent.0.wait();
+    drop(master);
+
+    let _agent = run(&config);
+    wait_until("ready from the last-known state", || {
+        http_get(http, "/readyz").is_ok_and(|r| r.status == 200 && r.text().contains("last-known"))
+    });
+    assert_eq!(nginx(), 1, "answered from the last-known state");
+}
