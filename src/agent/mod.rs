@@ -10,6 +10,7 @@
 //! writes (the API, the pollers, the VIP repair), then gossip, which tells the cluster the node
 //! is leaving, then DNS, which answered until the end.
 
+mod activation;
 pub mod dns;
 mod error;
 pub mod polling;
