@@ -9,6 +9,7 @@ mod hostile;
 mod partition;
 mod registrations;
 mod robustness;
+mod signed;
 mod support;
 mod trust;
 mod vips;
