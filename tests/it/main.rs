@@ -8,6 +8,7 @@ mod forward;
 mod hostile;
 mod partition;
 mod registrations;
+mod revocation;
 mod robustness;
 mod signed;
 mod support;

@@ -124,7 +124,9 @@ pub(crate) fn register(node: &Node, id: &str, name: &str, ip: &str) {
     assert!(put.status == 201 || put.status == 200, "{}", put.text());
 }
 
-/// Three agents: n1 polls the master (with the role), n2 and n3 do not.
+/// Three agents: n1 polls the master (with the role), n2 and n3 do not. The CA is in `tls`;
+/// each node has its own directory, `tls-<name>`, with `ca.pem` and its own files, as on
+/// separate hosts.
 pub(crate) fn three_agents(dir: &TempDir, master: SocketAddr) -> (Vec<Node>, u16) {
     let tls = dir.path("tls");
     let tls = tls.to_str().unwrap();
@@ -135,6 +137,18 @@ pub(crate) fn three_agents(dir: &TempDir, master: SocketAddr) -> (Vec<Node>, u16
     for n in ["n2", "n3"] {
         beacon(&["tls", "node", "--name", n, "--dir", tls]);
     }
+    for n in ["n1", "n2", "n3"] {
+        let own = dir.path(&format!("tls-{n}"));
+        std::fs::create_dir_all(&own).unwrap();
+        for file in [
+            "ca.pem".to_string(),
+            format!("{n}.pem"),
+            format!("{n}-key.pem"),
+        ] {
+            std::fs::copy(dir.path("tls").join(&file), own.join(&file)).unwrap();
+        }
+    }
+    let tls_dirs = ["tls-n1", "tls-n2", "tls-n3"];
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let nodes: Vec<Node> = ["n1", "n2", "n3"]
         .iter()
@@ -144,7 +158,7 @@ pub(crate) fn three_agents(dir: &TempDir, master: SocketAddr) -> (Vec<Node>, u16
             let sources = Sources {
                 master: (i == 0).then_some(master),
                 agent: None,
-                tls_dir: "tls",
+                tls_dir: tls_dirs[i],
                 refresh_secs: 1,
             };
             start_node(dir, n, sources, *p, (i > 0).then_some(("n1", ports[0])))

@@ -637,9 +637,8 @@ impl Node {
     /// A revoked node's member that came up (it rejoined, or a peer that has not revoked it
     /// yet told us about it): it must be declared down again.
     fn revoked_member(&self, event: &Event) -> Option<NodeId> {
-        let id = match event {
-            Event::MemberUp(id) | Event::MemberRenamed { new: id, .. } => id,
-            _ => return None,
+        let (Event::MemberUp(id) | Event::MemberRenamed { new: id, .. }) = event else {
+            return None;
         };
         lock(&self.shared)
             .trust
