@@ -211,8 +211,11 @@ fn a_certificate_holder_cannot_write_what_it_does_not_own() {
             rejected(node, "foreign") >= 2 && rejected(node, "future_stamp") >= 1
         });
     }
-    // Long enough for many gossip rounds and syncs.
-    std::thread::sleep(Duration::from_secs(3));
+    // Watched for long enough for many gossip rounds and syncs: an owner that writes again
+    // (n1 defends its origin, the poller republishes the master's) would hide a forgery that
+    // was served for a moment, so every node is asked all along.
+    let forged = ["forgedn1", "forgedmaster", "futuretask"];
+    never_served(&nodes, &forged, Duration::from_secs(5));
     for node in &nodes {
         for forged in ["forgedn1", "forgedmaster", "futuretask"] {
             let name = format!("{forged}.marathon.mesos.");
@@ -241,5 +244,20 @@ fn a_certificate_holder_cannot_write_what_it_does_not_own() {
                 && answers(node, "web3.shop.mesos.")
                 && answers(node, "ngin2.marathon.mesos.")
         });
+    }
+}
+
+/// Asks every node for every `forged` task name until `period` has passed; fails at the first
+/// answer.
+fn never_served(nodes: &[Node], forged: &[&str], period: Duration) {
+    let deadline = Instant::now() + period;
+    while Instant::now() < deadline {
+        for (i, node) in nodes.iter().enumerate() {
+            for task in forged {
+                let name = format!("{task}.marathon.mesos.");
+                assert!(!answers(node, &name), "n{} served {name}", i + 1);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
