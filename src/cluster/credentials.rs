@@ -206,4 +206,23 @@ mod tests {
         let list = parse_revoked("# revoked nodes\nn3\n\n  n4  # lost laptop\n#n5\n");
         assert_eq!(list.into_iter().collect::<Vec<_>>(), ["n3", "n4"]);
     }
+
+    #[test]
+    fn expiry_counts_whole_days_left() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["n1".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2030, 1, 31);
+        let cert = params.self_signed(&key).unwrap();
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let jan_1_2030 = 1_893_456_000;
+        assert_eq!(expiry_days(cert.der(), at(jan_1_2030)), Some(30));
+        assert_eq!(
+            expiry_days(cert.der(), at(jan_1_2030 + 29 * 86_400 + 1)),
+            Some(0)
+        );
+        assert_eq!(
+            expiry_days(cert.der(), at(jan_1_2030 + 30 * 86_400 + 1)),
+            Some(-1)
+        );
+    }
 }
