@@ -209,3 +209,102 @@ fn a_restart_during_a_master_outage_serves_the_last_known_state() {
     });
     assert_eq!(nginx(), 1, "answered from the last-known state");
 }
+
+/// A planned restart loses no DNS query: the service manager (the test, here) holds the DNS
+/// sockets and hands them to each agent (systemd socket activation). As `systemctl restart`
+/// does, the old agent is stopped and then a new one started on the same sockets: queries sent
+/// in between wait in the socket and are answered by the new agent.
+#[test]
+fn a_restart_on_socket_activated_sockets_loses_no_query() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let dir = TempDir::new("durable-activation");
+    let master = FakeMaster::start(
+        &dir,
+        &std::fs::read(conformance("fake-loopback-leader.json")).unwrap(),
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dns = udp.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind(dns).unwrap();
+    let http = free_port();
+    let toml = format!(
+        "[mesos_dns]\nmasters = [\"{}\"]\nlistener = \"127.0.0.1\"\nport = {}\n\
+         http_listener = \"127.0.0.1\"\nhttp_port = {http}\nexternal_on = false\n\
+         [node]\nstate_dir = \"{}\"\n[vip]\ndata_plane = \"off\"\n",
+        master.addr,
+        dns.port(),
+        dir.path("state").display()
+    );
+    let config = dir.path("agent.toml");
+    std::fs::write(&config, toml).unwrap();
+    let (udp_fd, tcp_fd) = (udp.as_raw_fd(), tcp.as_raw_fd());
+    let activated = || {
+        // `sh` execs the agent, so `$$` is the agent's PID, as LISTEN_PID must be.
+        let script = format!(
+            "LISTEN_PID=$$ LISTEN_FDS=2 exec {} agent --config \"$0\"",
+            env!("CARGO_BIN_EXE_beacon")
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if std::env::var_os("BEACON_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        // SAFETY: dup2 is async-signal-safe; the descriptors are open for the child's lifetime.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Through spare numbers first, so that neither source is overwritten before it
+                // is copied; dup2 leaves the copies open across exec.
+                for (from, to) in [(udp_fd, 100), (tcp_fd, 101), (100, 3), (101, 4)] {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        Proc(cmd.spawn().unwrap())
+    };
+    let http: SocketAddr = ([127, 0, 0, 1], http).into();
+    let mut old = activated();
+    wait_until("ready", || {
+        http_get(http, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+
+    // A client asks every 5 ms, each query waiting up to 3 s, while the agent is replaced.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut answered) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                let msg = query_message("leader.mesos.", RecordType::A, Ask::UDP);
+                let reply = exchange(dns, &msg.to_vec().unwrap(), Ask::UDP.transport);
+                let reply = reply
+                    .ok()
+                    .and_then(|r| hickory_proto::op::Message::from_vec(&r).ok());
+                answered += usize::from(reply.is_some_and(|r| r.answers.len() == 1));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            (sent, answered)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill has no memory preconditions; the PID is our own child's.
+    unsafe { libc::kill(old.0.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = old.0.wait();
+    let new = activated();
+    wait_until("ready again", || {
+        http_get(http, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, answered) = client.join().unwrap();
+    assert!(sent > 50, "{sent}");
+    assert_eq!(answered, sent, "queries lost across the restart");
+    drop(new);
+}
