@@ -115,15 +115,21 @@ pub enum NodeRole {
     MasterPoller,
 }
 
+/// A node certificate's default validity in days.
+pub const NODE_DAYS: u32 = 365;
+/// The CA's default validity in days.
+pub const CA_DAYS: u32 = 3650;
+
 /// Where certificates live and how long they last.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// Directory of the CA and node files.
     #[arg(long, default_value = "beacon-tls")]
     pub dir: PathBuf,
-    /// Validity in days.
-    #[arg(long, default_value_t = 825)]
-    pub days: u32,
+    /// Validity in days (default: 365 for a node, so a lost key expires within a year;
+    /// 3650 for the CA, which signs nothing but node certificates and stays offline).
+    #[arg(long)]
+    pub days: Option<u32>,
 }
 
 /// `beacon agent`: one of `--config` and `--mesos-dns-config` is required.

@@ -110,6 +110,28 @@ impl Registration {
         })
     }
 
+    /// The registration `task` stands for (in framework `framework`): the inverse of
+    /// [`Registration::to_task`], to recover a node's registrations from its published origin.
+    pub fn from_task(framework: &str, task: &Task) -> Self {
+        let ports = (task.discovery.iter())
+            .flat_map(|d| &d.ports)
+            .map(|p| RegisteredPort {
+                number: p.number,
+                protocol: p.protocol.clone(),
+                name: p.name.clone(),
+                labels: (p.labels.iter())
+                    .map(|l| (l.key.clone(), l.value.clone()))
+                    .collect(),
+            })
+            .collect();
+        Self {
+            name: task.name.clone(),
+            framework: framework.to_string(),
+            ips: task.ips.clone(),
+            ports,
+        }
+    }
+
     /// The task this registration stands for, owned by `node`.
     pub fn to_task(&self, id: &str, node: &str) -> Task {
         let ports = self

@@ -22,6 +22,29 @@ pub struct ListenConfig {
     pub udp_sockets: usize,
     /// Caps and timeouts of DNS over TCP.
     pub tcp: TcpLimits,
+    /// Sockets handed over by the service manager (systemd socket activation), used instead
+    /// of binding: they outlive a restart, so queries sent meanwhile wait in them.
+    pub inherited: Inherited,
+}
+
+/// Sockets bound by someone else for this server's address.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// UDP sockets; when any, no other UDP socket is bound (one that closed with the process
+    /// would lose the queries queued in it).
+    pub udp: Vec<std::net::UdpSocket>,
+    /// A listening TCP socket.
+    pub tcp: Option<std::net::TcpListener>,
+}
+
+impl Clone for Inherited {
+    /// Duplicates the descriptors; one that cannot be duplicated is left out (and bound anew).
+    fn clone(&self) -> Self {
+        Self {
+            udp: self.udp.iter().filter_map(|s| s.try_clone().ok()).collect(),
+            tcp: self.tcp.as_ref().and_then(|l| l.try_clone().ok()),
+        }
+    }
 }
 
 /// A running DNS server: Beacon's UDP threads and its TCP accept loop.
@@ -39,13 +62,24 @@ impl DnsServer {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let first = bind_udp(config.addr)?;
-        let local = first.local_addr()?;
-        let tcp_listener = bind_tcp(local)?;
-        let mut sockets = vec![first];
-        for _ in 1..count {
-            sockets.push(bind_udp(local)?);
-        }
+        let inherited = config.inherited.clone();
+        let (sockets, local) = match inherited.udp.is_empty() {
+            true => bind_udp_sockets(config.addr, count)?,
+            false => {
+                let local = inherited.udp[0].local_addr()?;
+                for socket in &inherited.udp {
+                    socket.set_nonblocking(true)?;
+                }
+                (inherited.udp, local)
+            }
+        };
+        let tcp_listener = match inherited.tcp {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                listener
+            }
+            None => bind_tcp(local)?,
+        };
         let handler = Arc::new(handler);
         let udp = UdpLoops::start(sockets, handler.clone(), tokio::runtime::Handle::current())?;
         let listener = tokio::net::TcpListener::from_std(tcp_listener)?;
@@ -64,6 +98,20 @@ impl DnsServer {
         let _ = tokio::task::spawn_blocking(move || udp.stop()).await;
         self.tcp.stop().await;
     }
+}
+
+/// `count` SO_REUSEPORT sockets on `addr` (the first picks the port when it is 0).
+fn bind_udp_sockets(
+    addr: SocketAddr,
+    count: usize,
+) -> io::Result<(Vec<std::net::UdpSocket>, SocketAddr)> {
+    let first = bind_udp(addr)?;
+    let local = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_udp(local)?);
+    }
+    Ok((sockets, local))
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {

@@ -65,6 +65,7 @@ fn start(zone: Zone, tcp: TcpLimits) -> (DnsServer, prometheus::Registry) {
         addr: "127.0.0.1:0".parse().unwrap(),
         udp_sockets: 1,
         tcp,
+        inherited: Default::default(),
     };
     (DnsServer::start(handler, &listen).unwrap(), registry)
 }

@@ -14,7 +14,9 @@
 //! * withdraw the records of a node that has been down for a grace period, and bring them back
 //!   when it returns;
 //! * accept an origin's version only with its writer's signature, from a certificate that owns
-//!   that origin, stamped no further ahead than the allowed clock skew ([`core::trust`]).
+//!   that origin, stamped no further ahead than the allowed clock skew ([`core::trust`]);
+//! * drop revoked nodes: down, withdrawn and refused whatever their certificate
+//!   ([`Node::set_revoked`]), and sign with a rotated key ([`Node::set_keys`]).
 //!
 //! What it does **not** do: no I/O of any kind (no sockets, no tokio, no threads, no clock: time
 //! comes in as an [`std::time::Instant`] and randomness from a caller-provided seed), and no

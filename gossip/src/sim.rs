@@ -12,7 +12,7 @@
 //! signature), so the simulator exercises the same seals and checks as the agent's X.509 ones.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -342,6 +342,19 @@ impl Sim {
     pub fn heal(&mut self) {
         for slot in &mut self.slots {
             slot.group = 0;
+        }
+    }
+
+    /// Put node `revoked`'s name on the deny list of every other running node (the simulated
+    /// network has no TLS, so this tests the core's side alone: the revoked node still reaches
+    /// its peers).
+    pub fn revoke(&mut self, revoked: usize) {
+        let (now, names) = (self.now, std::iter::once(Self::name(revoked)).collect());
+        for i in self.alive().into_iter().filter(|i| *i != revoked) {
+            if let Some(node) = self.slots[i].node.as_mut() {
+                node.set_revoked(now, BTreeSet::clone(&names));
+            }
+            self.flush(i);
         }
     }
 

@@ -296,3 +296,41 @@ fn a_stamp_from_the_future_is_refused_and_the_owners_keep_writing() {
         assert_eq!(record.map(|r| r.version), Some(next), "node {i}");
     }
 }
+
+#[test]
+fn a_revoked_node_is_dropped_its_origin_withdrawn_and_its_writes_refused() {
+    let mut sim = cluster(8, 13);
+    let before = sim.publish(5, node_origin(5), &b"api.marathon -> 10.0.0.6"[..]);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.holding(&node_origin(5), before), 8);
+    sim.revoke(5);
+    sim.run_for(Duration::from_millis(100));
+    let others: Vec<usize> = sim.alive().into_iter().filter(|i| *i != 5).collect();
+    for i in &others {
+        let node = sim.node(*i).unwrap();
+        assert_eq!(
+            node.record(&node_origin(5)),
+            None,
+            "withdrawn at once on node {i}"
+        );
+    }
+    // The revoked node keeps talking (no TLS here) and writes again: every other node keeps it
+    // down and refuses the write.
+    let after = sim.publish(5, node_origin(5), &b"api.marathon -> 6.6.6.6"[..]);
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(
+        sim.holding(&node_origin(5), after),
+        1,
+        "only the revoked node"
+    );
+    for i in &others {
+        let node = sim.node(*i).unwrap();
+        assert_eq!(node.record(&node_origin(5)), None, "node {i}");
+        let up = node.members().iter().any(|m| m.name() == Sim::name(5));
+        assert!(!up, "node {i} lists the revoked node as a member");
+    }
+    assert!(
+        rejected(&sim, Reason::Revoked) >= 7,
+        "counted where refused"
+    );
+}

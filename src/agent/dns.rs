@@ -42,6 +42,7 @@ pub fn start(
             idle_timeout: config.dns.tcp_idle_timeout,
             query_timeout: config.dns.tcp_query_timeout,
         },
+        inherited: super::activation::inherited(addr),
     };
     DnsServer::start(handler, &listen).map_err(|source| AgentError::Bind { addr, source })
 }

@@ -10,9 +10,11 @@
 //! writes (the API, the pollers, the VIP repair), then gossip, which tells the cluster the node
 //! is leaving, then DNS, which answered until the end.
 
+mod activation;
 pub mod dns;
 mod error;
 pub mod polling;
+pub mod recovery;
 pub mod setup;
 
 use std::net::SocketAddr;
@@ -80,6 +82,9 @@ impl Agent {
             }
             None => None,
         };
+        if let Some(recovery) = pipeline.recovery.take() {
+            tasks.spawn(recovery.run(shutdown.clone()));
+        }
         for poller in pollers {
             tasks.spawn(poller.run(shutdown.clone()));
         }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::wall_millis;
 use crate::metrics::SourceMetrics;
+use crate::publish::last_known::LastKnown;
 use crate::publish::{Current, MESOS_MASTER, NodeOrigin, PublishError, Sink};
 use crate::source::FetchError;
 use crate::source::master::MasterPoller;
@@ -18,8 +19,9 @@ use crate::source::zk::MastersRx;
 /// Where a poll loop reads and what it writes.
 #[derive(Clone)]
 pub enum Source {
-    /// The Mesos master's state: the shared `mesos-master` origin.
-    Master(MasterPoller, Arc<dyn Sink>),
+    /// The Mesos master's state: the shared `mesos-master` origin, kept as the last-known
+    /// state when there is a state directory.
+    Master(MasterPoller, Arc<dyn Sink>, Option<Arc<LastKnown>>),
     /// The local Mesos agent's state: the tasks part of this node's origin.
     MesosAgent(MesosAgentPoller, Arc<NodeOrigin>),
 }
@@ -34,7 +36,7 @@ impl Source {
 
     async fn fetch(&self) -> Result<Catalog, FetchError> {
         match self {
-            Self::Master(poller, _) => poller.fetch().await,
+            Self::Master(poller, ..) => poller.fetch().await,
             Self::MesosAgent(poller, _) => poller.fetch().await,
         }
     }
@@ -42,7 +44,12 @@ impl Source {
     /// Blocking: generation takes a while with tens of thousands of tasks.
     fn publish(&self, catalog: Catalog) -> Result<(), PublishError> {
         match self {
-            Self::Master(_, sink) => sink.set(MESOS_MASTER, catalog),
+            Self::Master(_, sink, last_known) => {
+                if let Some(last_known) = last_known {
+                    last_known.save(&catalog);
+                }
+                sink.set(MESOS_MASTER, catalog)
+            }
             Self::MesosAgent(_, node) => node.set_agent_tasks(catalog),
         }
     }
@@ -166,6 +173,10 @@ impl Refresh {
 
     /// Counts a successful poll; returns how many records are served now.
     fn record_success(&self, elapsed: Duration, tasks: usize) -> usize {
+        if matches!(self.source, Source::Master(..)) {
+            // A master answered: what is served is no longer the last-known state.
+            (self.current.last_known).store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         self.metrics.refreshes.inc();
         self.metrics.refresh_seconds.observe(elapsed.as_secs_f64());
         self.metrics.tasks.set(tasks as i64);

@@ -7,12 +7,15 @@ use prometheus::Registry;
 
 use super::error::AgentError;
 use super::polling::{Refresh, Source};
+use super::recovery::Recovery;
 use crate::cluster::Cluster;
 use crate::config::zk::ZkUrl;
 use crate::config::{Config, ConfigError, Endpoints};
 use crate::metrics::SourceMetrics;
 use crate::publish::fence::Fence;
+use crate::publish::last_known::LastKnown;
 use crate::publish::published::ns_addresses;
+use crate::publish::registrations::Loaded;
 use crate::publish::{
     Current, MESOS_MASTER, NodeOrigin, Origins, Publisher, Registrations, Sink, Vips,
 };
@@ -36,6 +39,9 @@ pub struct Pipeline {
     pub node: Arc<NodeOrigin>,
     /// This node's registrations.
     pub registrations: Arc<Registrations>,
+    /// Recovering the registrations from the cluster, when the saved file was unreadable: a
+    /// task for the agent to run (writes wait until it ends).
+    pub recovery: Option<Recovery>,
 }
 
 impl Pipeline {
@@ -65,7 +71,11 @@ impl Pipeline {
         };
         let node = Arc::new(NodeOrigin::new(config.node.name.clone(), sink.clone()));
         let registrations = Arc::new(Registrations::new(node.clone(), &config.node.state_dir));
-        restore(registrations.clone(), node.clone()).await;
+        if cluster.is_none() && has_master(config) {
+            restore_last_known(config, &sink, &current).await;
+        }
+        let gossip = cluster.as_ref().map(|c| c.gossip.clone());
+        let recovery = restore(registrations.clone(), node.clone(), gossip).await;
         Ok(Self {
             current,
             vips,
@@ -74,6 +84,7 @@ impl Pipeline {
             sink,
             node,
             registrations,
+            recovery,
         })
     }
 
@@ -108,10 +119,18 @@ impl Pipeline {
             wake = Some(detected);
         }
         if has_master(config) {
-            let source = Source::Master(poller, self.sink.clone());
+            let last_known = LastKnown::new(&config.node.state_dir).map(Arc::new);
+            let source = Source::Master(poller, self.sink.clone(), last_known);
             let period = std::time::Duration::from_secs(m.refresh_seconds.max(1));
             let mut master = refresh(source, "beacon_catalog", "Mesos master", period)?;
             master.wake = wake;
+            let restored = self
+                .current
+                .last_known
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if restored != 0 {
+                master.metrics.last_success.set(restored as i64);
+            }
             pollers.push(master);
         }
         let agent = &config.mesos_agent;
@@ -130,20 +149,63 @@ fn has_master(config: &Config) -> bool {
     !config.mesos_dns.masters.is_empty() || !config.mesos_dns.zk.is_empty()
 }
 
-/// Loads the registrations a previous run saved; with none, publishes the node's empty
-/// fragment, so that a node with no other source is ready and known to the cluster.
-async fn restore(registrations: Arc<Registrations>, node: Arc<NodeOrigin>) {
-    let restored = tokio::task::spawn_blocking(move || match registrations.load() {
-        Ok(0) => node.publish().map(|()| 0),
-        other => other,
+/// Serves the last-known master state kept in the state directory, if there is one, until a
+/// master answers: a restart during a master outage then answers at once instead of SERVFAIL.
+/// (In a cluster the other nodes hold the master's state: this node gets it from them.)
+async fn restore_last_known(config: &Config, sink: &Arc<dyn Sink>, current: &Current) {
+    let Some(last_known) = LastKnown::new(&config.node.state_dir) else {
+        return;
+    };
+    let sink = sink.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        let (catalog, stamp) = last_known.load()?;
+        sink.set(MESOS_MASTER, catalog).ok().map(|()| stamp)
     });
-    match restored.await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(
-            registrations = n,
-            "registrations restored from the state directory"
-        ),
+    if let Ok(Some(stamp)) = restored.await {
+        let age = (crate::common::wall_millis() / 1000).saturating_sub(stamp);
+        (current.last_known).store(stamp.max(1), std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            age_secs = age,
+            "serving the last-known Mesos master state until a master answers"
+        );
+    }
+}
+
+/// Loads the registrations a previous run saved; with none, publishes the node's empty
+/// fragment, so that a node with no other source is ready and known to the cluster. An
+/// unreadable file is set aside; in a cluster the registrations are then recovered from the
+/// cluster's copy of this node's origin (the returned task), and writes wait for it.
+async fn restore(
+    registrations: Arc<Registrations>,
+    node: Arc<NodeOrigin>,
+    gossip: Option<beacon_gossip::net::Gossip>,
+) -> Option<Recovery> {
+    let loading = registrations.clone();
+    let loaded = tokio::task::spawn_blocking(move || loading.load()).await;
+    let publish_empty = || async {
+        let _ = tokio::task::spawn_blocking(move || node.publish()).await;
+    };
+    match loaded {
+        Ok(Ok(Loaded::Saved(0))) => publish_empty().await,
+        Ok(Ok(Loaded::Saved(n))) => {
+            tracing::info!(
+                registrations = n,
+                "registrations restored from the state directory"
+            );
+        }
+        Ok(Ok(Loaded::SetAside(aside))) => {
+            let aside = aside.display().to_string();
+            let Some(gossip) = gossip else {
+                tracing::error!(%aside, "registrations.json was unreadable and is set aside; no cluster holds a copy: starting with no registrations");
+                publish_empty().await;
+                return None;
+            };
+            tracing::error!(%aside, "registrations.json was unreadable and is set aside; recovering this node's registrations from the cluster's copy before taking writes");
+            registrations.hold_writes();
+            return Some(Recovery::new(registrations, gossip));
+        }
         Ok(Err(error)) => tracing::warn!(%error, "could not restore saved registrations"),
         Err(error) => tracing::warn!(%error, "restoring registrations panicked"),
     }
+    None
 }

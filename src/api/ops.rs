@@ -30,7 +30,18 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 
 /// Ready once the first catalog is loaded: before that, DNS answers SERVFAIL for the domain.
 async fn readyz(State(state): State<ApiState>) -> Response {
+    let last_known = state
+        .current
+        .last_known
+        .load(std::sync::atomic::Ordering::Relaxed);
     match state.current.is_ready() {
+        true if last_known != 0 => {
+            let age = (crate::common::wall_millis() / 1000).saturating_sub(last_known);
+            let body = format!(
+                "ready: serving the last-known Mesos master state, {age} s old, until a master answers"
+            );
+            (StatusCode::OK, body).into_response()
+        }
         true => text(StatusCode::OK, "ready"),
         false => text(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -148,6 +148,9 @@ fn write_error(error: WriteError) -> Refusal {
             Refusal::new(StatusCode::FORBIDDEN, "max_registrations", message)
         }
         WriteError::Publish(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "publish", message),
+        WriteError::Recovering => {
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "recovering", message)
+        }
     }
 }
 

@@ -3,45 +3,38 @@
 //! the one path: a source → gossip → origins → records and zone, on every node alike.
 //!
 //! [`codec`] is how a fragment travels, [`replicate`] brings the store back into the origins,
-//! [`lag`] measures how long that took from the writer's clock.
+//! [`lag`] measures how long that took from the writer's clock, [`credentials`] reads the TLS
+//! files and keeps gossip in step with them (revocation, rotation).
 
 pub mod codec;
+pub mod credentials;
 pub mod lag;
 pub mod replicate;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beacon_catalog::Catalog;
-use beacon_gossip::net::{Credentials, Gossip, Transport, TransportError, X509Keys, spawn};
+use beacon_gossip::net::{Gossip, Transport, TransportError, X509Keys, spawn};
 use beacon_gossip::{MemberState, Node, NodeConfig, NodeId, cluster_id};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use prometheus::IntGauge;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::common::wall_millis;
 use crate::config::Config;
 use crate::publish::{Origins, PublishError, Sink};
+use credentials::{CredentialsError, TlsFiles};
 use replicate::Applied;
 
 /// Why gossip could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
-    /// Occurs when a certificate or key file is missing or unreadable.
-    #[error(
-        "{path}: {reason}; make the node's files with `beacon tls node --name NAME --dir DIR` \
-         and set [cluster] tls_dir to DIR"
-    )]
-    Credentials {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
+    /// Occurs when a certificate, key or deny-list file is missing or unreadable.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     /// Occurs when the QUIC endpoint cannot be set up (address in use, bad certificate).
     #[error("cannot start gossip on [cluster] listen: {0}")]
     Transport(#[from] TransportError),
@@ -61,6 +54,8 @@ pub struct Cluster {
     pub addr: SocketAddr,
     /// The gossip driver and the replication loop.
     tasks: JoinSet<()>,
+    /// Reloads the TLS files; it holds a gossip handle, so it is stopped before leaving.
+    watcher: JoinHandle<()>,
     applied: watch::Receiver<Applied>,
 }
 
@@ -74,10 +69,14 @@ impl Cluster {
         registry: &prometheus::Registry,
     ) -> Result<Self, ClusterError> {
         let (cluster, name) = (&config.cluster, &config.node.name);
-        let creds = credentials(&cluster.tls_dir, name)?;
+        let files = TlsFiles::new(&cluster.tls_dir, name);
+        let loaded = files.load()?;
+        let creds = &loaded.credentials;
         // The node key seals what this node writes; the CA checks every writer's certificate.
-        let keys = Arc::new(X509Keys::new(&creds)?);
-        let (transport, incoming) = Transport::bind(listen, &creds)?;
+        let keys = Arc::new(X509Keys::new(creds)?);
+        let (transport, incoming) = Transport::bind(listen, creds)?;
+        // The deny list holds from the first handshake.
+        transport.reload(creds, loaded.revoked.clone())?;
         let addr = transport.local_addr()?;
         let node_config = NodeConfig {
             cluster: cluster_id(&cluster.name),
@@ -86,8 +85,16 @@ impl Cluster {
             ..NodeConfig::default()
         };
         let id = NodeId::new(name, addr, wall_millis());
-        let node = Node::new(node_config, id, rand::random(), Instant::now(), keys);
+        let mut node = Node::new(node_config, id, rand::random(), Instant::now(), keys);
+        node.set_revoked(Instant::now(), loaded.revoked.clone());
         let (gossip, events, driver) = spawn(node, transport, incoming);
+        let expiry = IntGauge::new(
+            "beacon_tls_certificate_expiry_days",
+            "Whole days left on this node's certificate; renew it before 0",
+        )?;
+        registry.register(Box::new(expiry.clone()))?;
+        credentials::set_expiry(&expiry, creds);
+        let watcher = tokio::spawn(credentials::watch(files, gossip.clone(), expiry));
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             let _ = driver.await;
@@ -105,6 +112,7 @@ impl Cluster {
             gossip,
             addr,
             tasks,
+            watcher,
             applied,
         })
     }
@@ -122,6 +130,7 @@ impl Cluster {
     /// Tells the cluster this node is leaving and waits for the driver and the replication
     /// loop to end.
     pub async fn leave(mut self) {
+        self.watcher.abort();
         if self.gossip.leave().await.is_err() {
             tracing::debug!("gossip had already stopped");
         }
@@ -165,24 +174,4 @@ impl Sink for ClusterSink {
             }
         })
     }
-}
-
-fn credentials(dir: &Path, name: &str) -> Result<Credentials, ClusterError> {
-    let failed = |path: &Path, e: &dyn std::fmt::Display| ClusterError::Credentials {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let read_certs = |file: &str| -> Result<Vec<CertificateDer<'static>>, ClusterError> {
-        let path = dir.join(file);
-        CertificateDer::pem_file_iter(&path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| failed(&path, &e))
-    };
-    let key_path = dir.join(format!("{name}-key.pem"));
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| failed(&key_path, &e))?;
-    Ok(Credentials {
-        chain: read_certs(&format!("{name}.pem"))?,
-        key,
-        roots: read_certs("ca.pem")?,
-    })
 }

@@ -21,7 +21,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Members(args) => operator::members(&args).await,
         Command::Vips(args) => operator::vips(&args).await,
         Command::Tls(TlsCommand::Ca(args)) => {
-            let cert = tls::create_ca(&args.dir, args.days)?;
+            let cert = tls::create_ca(&args.dir, args.days.unwrap_or(crate::cli::CA_DAYS))?;
             println!("created the cluster CA: {}", cert.display());
             Ok(())
         }
@@ -39,7 +39,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         }
         Command::Tls(TlsCommand::Node { name, role, args }) => {
             let poller = role == Some(crate::cli::NodeRole::MasterPoller);
-            let cert = tls::issue_node_with_role(&args.dir, &name, args.days, poller)?;
+            let cert = tls::issue_node_with_role(
+                &args.dir,
+                &name,
+                args.days.unwrap_or(crate::cli::NODE_DAYS),
+                poller,
+            )?;
             println!("issued {}", cert.display());
             Ok(())
         }

@@ -20,6 +20,7 @@
 //! run it on a blocking thread.
 
 pub mod fence;
+pub mod last_known;
 pub mod node_origin;
 pub mod origins;
 pub mod owners;

@@ -20,6 +20,9 @@ pub struct NodeOrigin {
 struct Parts {
     registrations: Catalog,
     agent_tasks: Catalog,
+    /// While set, edits are kept but not published: the registrations are being recovered
+    /// from the cluster's copy of this origin, which a publication now would overwrite.
+    held: bool,
 }
 
 impl NodeOrigin {
@@ -39,7 +42,10 @@ impl NodeOrigin {
 
     /// Replaces the registrations' part and publishes. Blocking: call it from a blocking thread.
     pub fn set_registrations(&self, part: Catalog) -> Result<(), PublishError> {
-        self.update(|parts| parts.registrations = part)
+        self.update(|parts| {
+            parts.registrations = part;
+            parts.held = false;
+        })
     }
 
     /// Replaces the local agent's tasks and publishes. Blocking.
@@ -53,10 +59,18 @@ impl NodeOrigin {
         self.update(|_| {})
     }
 
+    /// Keeps edits unpublished until the registrations' part is set again (recovery).
+    pub fn hold(&self) {
+        lock(&self.parts).held = true;
+    }
+
     fn update(&self, edit: impl FnOnce(&mut Parts)) -> Result<(), PublishError> {
         // The lock is held through publishing, so fragments go out in the order of the edits.
         let mut parts = lock(&self.parts);
         edit(&mut parts);
+        if parts.held {
+            return Ok(());
+        }
         let fragment = Catalog::merge([&parts.registrations, &parts.agent_tasks]);
         self.sink.set(&node_origin(&self.node), fragment)
     }

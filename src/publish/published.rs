@@ -35,6 +35,9 @@ pub struct Current {
     pub published: Arc<ArcSwapOption<Published>>,
     /// The zone, for the DNS server.
     pub zone: SharedZone,
+    /// When the Mesos master served the state in use, in unix seconds, while it is the
+    /// last-known state restored at start (0 once a master answered).
+    pub last_known: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Current {

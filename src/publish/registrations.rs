@@ -45,6 +45,10 @@ pub enum WriteError {
     /// Occurs when saving or publishing failed; nothing changed.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Occurs while the registrations are being recovered from the cluster's copy (the saved
+    /// file was unreadable): writes wait for that, so none is lost.
+    #[error("this node is recovering its registrations from the cluster; retry in a few seconds")]
+    Recovering,
 }
 
 /// A registration and the token that made it.
@@ -95,6 +99,17 @@ pub struct Registrations {
     /// `registrations.json` in the state directory, if there is one.
     file: Option<std::path::PathBuf>,
     entries: Mutex<Entries>,
+    /// False while the registrations are recovered from the cluster: writes wait.
+    writable: std::sync::atomic::AtomicBool,
+}
+
+/// What loading the saved registrations found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// This many registrations (0: no file, or an empty one).
+    Saved(usize),
+    /// The file did not parse: it was set aside (renamed) to this path, and nothing loaded.
+    SetAside(std::path::PathBuf),
 }
 
 impl Registrations {
@@ -107,19 +122,74 @@ impl Registrations {
             origin,
             file,
             entries: Mutex::new(BTreeMap::new()),
+            writable: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
+    /// Refuses writes ([`WriteError::Recovering`]) until [`Self::recover`] or
+    /// [`Self::accept_writes`].
+    pub fn hold_writes(&self) {
+        (self.writable).store(false, std::sync::atomic::Ordering::SeqCst);
+        self.origin.hold();
+    }
+
+    /// Takes writes again.
+    pub fn accept_writes(&self) {
+        (self.writable).store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check_writable(&self) -> Result<(), WriteError> {
+        match self.writable.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Ok(()),
+            false => Err(WriteError::Recovering),
+        }
+    }
+
+    /// Takes this node's registrations from `fragment`, the cluster's copy of its origin (the
+    /// tokens that made them are not in it: any token may then change them), saves and
+    /// publishes them, and takes writes again. Blocking.
+    pub fn recover(&self, fragment: &Catalog) -> Result<usize, PublishError> {
+        let prefix = format!("{}.", self.node());
+        let mut kept = Entries::new();
+        let tasks = (fragment.frameworks.iter())
+            .flat_map(|f| f.tasks.iter().map(move |t| (f, t)))
+            .filter(|(_, t)| t.is_registration());
+        for (framework, task) in tasks {
+            let Some(id) = task.id.strip_prefix(&prefix) else {
+                continue;
+            };
+            let registration = Registration::from_task(&framework.name, task);
+            let entry = Entry {
+                registration,
+                token: None,
+            };
+            let entry =
+                Kept::new(id, self.node(), entry).map_err(|e| self.state_error(e.into()))?;
+            kept.insert(id.to_string(), entry);
+        }
+        let count = kept.len();
+        let mut entries = self.lock();
+        *entries = kept;
+        let committed = self.commit(&entries);
+        self.accept_writes();
+        committed.map(|()| count)
+    }
+
     /// Loads and publishes the registrations a previous run saved. Blocking.
-    pub fn load(&self) -> Result<usize, PublishError> {
-        let Some(file) = &self.file else { return Ok(0) };
+    pub fn load(&self) -> Result<Loaded, PublishError> {
+        let Some(file) = &self.file else {
+            return Ok(Loaded::Saved(0));
+        };
         let state = |source| PublishError::State {
             path: file.clone(),
             source,
         };
         let saved = match std::fs::read(file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| state(e.into()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(saved) => saved,
+                Err(_) => return set_aside(file).map(Loaded::SetAside).map_err(state),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Saved(0)),
             Err(e) => return Err(state(e)),
         };
         let saved = match saved {
@@ -149,7 +219,7 @@ impl Registrations {
             *entries = before;
             return Err(e);
         }
-        Ok(count)
+        Ok(Loaded::Saved(count))
     }
 
     /// This node's name.
@@ -167,6 +237,7 @@ impl Registrations {
         token: &str,
         max: usize,
     ) -> Result<Put, WriteError> {
+        self.check_writable()?;
         let mut entries = self.lock();
         let existing = entries.get(id);
         check_owner(id, existing.map(|k| &k.entry), token)?;
@@ -196,6 +267,7 @@ impl Registrations {
 
     /// Removes `id`, if `token` owns it, and publishes; whether it existed. Blocking.
     pub fn delete(&self, id: &str, token: &str) -> Result<bool, WriteError> {
+        self.check_writable()?;
         let mut entries = self.lock();
         let Some(existing) = entries.get(id) else {
             return Ok(false);
@@ -234,6 +306,17 @@ impl Registrations {
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         lock(&self.entries)
     }
+}
+
+/// Renames an unreadable `file` to `<file>.corrupt-<unix seconds>`, keeping it for a person to
+/// look at, and returns the new path.
+fn set_aside(file: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let stamp = crate::common::wall_millis() / 1000;
+    let mut aside = file.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{stamp}"));
+    let aside = std::path::PathBuf::from(aside);
+    std::fs::rename(file, &aside)?;
+    Ok(aside)
 }
 
 /// Puts back what was under `id` before a write that failed.
@@ -287,7 +370,6 @@ fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = file.with_extension("json.tmp");
     let size: usize = entries
         .iter()
         .map(|(id, k)| id.len() + k.json.len() + 8)
@@ -301,8 +383,7 @@ fn save(file: &std::path::Path, entries: &Entries) -> Result<(), PublishError> {
         bytes.extend_from_slice(kept.json.as_bytes());
     }
     bytes.extend_from_slice(b"\n}\n");
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, file).map_err(err)
+    crate::common::write_durably(file, &bytes).map_err(err)
 }
 
 #[cfg(test)]
@@ -355,7 +436,7 @@ mod tests {
         assert_eq!(saved["a"].registration, expected["a"]);
         assert_eq!(saved["a"].token.as_deref(), Some("t"));
         let again = Registrations::new(Arc::new(NodeOrigin::new("n1".into(), sink.clone())), &dir);
-        assert_eq!(again.load().unwrap(), 2);
+        assert_eq!(again.load().unwrap(), Loaded::Saved(2));
         assert_eq!(again.list(), expected);
         assert_eq!(lock(&sink.0).clone().unwrap(), full);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -15,13 +15,13 @@ use serde_json::json;
 
 use crate::support::*;
 
-struct Node {
-    dns: SocketAddr,
-    http: SocketAddr,
-    _proc: Proc,
+pub(crate) struct Node {
+    pub(crate) dns: SocketAddr,
+    pub(crate) http: SocketAddr,
+    pub(crate) _proc: Proc,
 }
 
-fn beacon(args: &[&str]) {
+pub(crate) fn beacon(args: &[&str]) {
     let status = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(args)
         .stdout(Stdio::null())
@@ -32,13 +32,15 @@ fn beacon(args: &[&str]) {
 
 /// What a node reads besides gossip.
 #[derive(Clone, Copy)]
-struct Sources<'a> {
-    master: Option<SocketAddr>,
-    agent: Option<SocketAddr>,
-    tls_dir: &'a str,
+pub(crate) struct Sources<'a> {
+    pub(crate) master: Option<SocketAddr>,
+    pub(crate) agent: Option<SocketAddr>,
+    pub(crate) tls_dir: &'a str,
+    /// Seconds between master polls.
+    pub(crate) refresh_secs: u32,
 }
 
-fn start_node(
+pub(crate) fn start_node(
     dir: &TempDir,
     name: &str,
     sources: Sources<'_>,
@@ -59,9 +61,10 @@ fn start_node(
         .unwrap_or_default();
     let toml = format!(
         "[mesos_dns]\nmasters = [{masters}]\nlistener = \"127.0.0.1\"\nport = {dns}\nhttp_listener = \"127.0.0.1\"\nhttp_port = {http}\n\
-         refresh_seconds = 60\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
+         refresh_seconds = {}\nresolvers = [\"127.0.0.1:9\"]\nexternal_on = false\n\
          [node]\nname = \"{name}\"\nstate_dir = \"{}\"\n\
          [cluster]\nlisten = \"127.0.0.1:{gossip_port}\"\nseeds = [{seeds}]\ntls_dir = \"{}\"\nwithdraw_after_secs = 5\n[vip]\ndata_plane = \"off\"\n{agent}{}",
+        sources.refresh_secs,
         dir.path(&format!("state-{name}")).display(),
         dir.path(sources.tls_dir).display(),
         test_tokens()
@@ -76,7 +79,7 @@ fn start_node(
 }
 
 /// Starts (or restarts) the agent of a written configuration.
-fn run_node(path: &std::path::Path, dns: SocketAddr, http: SocketAddr) -> Node {
+pub(crate) fn run_node(path: &std::path::Path, dns: SocketAddr, http: SocketAddr) -> Node {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
     cmd.args(["agent", "--config"])
         .arg(path)
@@ -137,6 +140,7 @@ fn registrations_reach_every_node_and_leave_with_delete() {
                 master: Some(master.addr),
                 agent: (*n == "n3").then_some(agent.addr),
                 tls_dir: "tls",
+                refresh_secs: 60,
             };
             start_node(&dir, n, sources, *p, (i > 0).then_some(("n1", ports[0])))
         })
@@ -332,7 +336,7 @@ fn sigterm_is_a_leave_not_a_failure(mut nodes: Vec<Node>) {
 }
 
 /// Whether every node lists every node (itself included) as up.
-fn all_up(nodes: &[Node]) -> bool {
+pub(crate) fn all_up(nodes: &[Node]) -> bool {
     nodes.iter().all(|n| {
         http_get(n.http, "/v1/nodes")
             .map(|r| {
@@ -347,7 +351,7 @@ fn all_up(nodes: &[Node]) -> bool {
 }
 
 /// A Mesos agent's `/state` at 127.0.0.3, running `agentweb` or nothing.
-fn agent_state(running: bool) -> Vec<u8> {
+pub(crate) fn agent_state(running: bool) -> Vec<u8> {
     let tasks = match running {
         true => json!([{"id": "agentweb.1", "name": "agentweb", "state": "TASK_RUNNING",
             "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0}]}]),
@@ -370,6 +374,7 @@ fn refuses_another_cas_node(dir: &TempDir, nodes: &[Node], seed_port: u16) {
         master: None,
         agent: None,
         tls_dir: "rogue-tls",
+        refresh_secs: 60,
     };
     let rogue = start_node(dir, "n2", sources, free_port(), Some(("n1", seed_port)));
     let body = json!({"name": "evil", "framework": "shop", "ips": ["10.66.0.1"]});

@@ -4,12 +4,15 @@
 mod api;
 mod cluster;
 mod conformance;
+mod durable;
 mod forward;
 mod hostile;
 mod operator;
 mod partition;
 mod registrations;
+mod revocation;
 mod robustness;
+mod signed;
 mod support;
 mod trust;
 mod ui;

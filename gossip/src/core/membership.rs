@@ -453,6 +453,24 @@ impl Membership {
         self.drain(now);
     }
 
+    /// Declare `members` down here without gossiping it: revoked nodes, which every node drops
+    /// from its own deny list (telling the revoked node would only make it rejoin under a new
+    /// identity).
+    pub(crate) fn declare_down(&mut self, now: Instant, members: Vec<NodeId>) {
+        if members.is_empty() {
+            return;
+        }
+        let downs = members.into_iter().map(Member::down);
+        if self
+            .foca
+            .apply_many(downs, false, &mut self.effects)
+            .is_err()
+        {
+            self.swim_errors += 1;
+        }
+        self.drain(now);
+    }
+
     /// Learn members without telling anyone: restoring a saved view (foca suggests snapshotting
     /// `iter_membership_state` before a restart) or seeding a large simulated cluster.
     pub(crate) fn restore_members(&mut self, now: Instant, members: Vec<Member<NodeId>>) {

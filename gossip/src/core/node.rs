@@ -16,7 +16,7 @@
 //! [`NodeConfig::withdraw_after`], that node's origin is hidden; it comes back as soon as a member
 //! with that name is up again.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -208,6 +208,51 @@ impl Node {
     /// and then (the driver does on every timer), so clock adjustments are followed.
     pub fn set_wall_clock(&mut self, now: Instant, wall_millis: u64) {
         lock(&self.shared).trust.set_wall_clock(now, wall_millis);
+    }
+
+    /// Replace the node's deny list: every member named in `names` is declared down here, its
+    /// origin withdrawn at once (as a dead node's is after the grace period), its certificates'
+    /// seals refused, and it is kept down if it comes back. A name taken off the list is served
+    /// again as soon as a member of that name is up. Our own name is ignored: a node never
+    /// refuses itself.
+    pub fn set_revoked(&mut self, now: Instant, names: BTreeSet<String>) {
+        self.set_now(now);
+        let own = self.id().name().to_owned();
+        let names: BTreeSet<String> = names.into_iter().filter(|n| *n != own).collect();
+        {
+            let mut shared = lock(&self.shared);
+            for name in shared
+                .trust
+                .revoked()
+                .difference(&names)
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                if self.presence.is_live(&name) {
+                    shared.store.restore(&Origin::Node(name));
+                }
+            }
+            for name in &names {
+                shared.store.withdraw(&Origin::Node(name.clone()));
+            }
+            shared.trust.set_revoked(names.clone());
+        }
+        let down = (self.membership.members())
+            .filter(|m| names.contains(m.name()))
+            .cloned()
+            .collect();
+        self.membership.declare_down(now, down);
+        self.after(now);
+    }
+
+    /// Sign with `keys` from now on: a rotated certificate and key. A new certificate is
+    /// broadcast, so peers can check the new seals without asking for it.
+    pub fn set_keys(&mut self, now: Instant, keys: Arc<dyn Keys>) {
+        self.set_now(now);
+        if lock(&self.shared).trust.set_keys(now, keys) {
+            self.announce_certificate();
+        }
+        self.after(now);
     }
 
     /// Versions this node refused, by reason.
@@ -543,9 +588,17 @@ impl Node {
 
     /// Bookkeeping after every entry point: membership events, store events, pulls and hints.
     fn after(&mut self, now: Instant) {
-        while let Some(event) = self.membership.poll_event() {
-            self.on_member_event(now, &event);
-            self.events.push_back(event);
+        loop {
+            let mut revoked = Vec::new();
+            while let Some(event) = self.membership.poll_event() {
+                revoked.extend(self.revoked_member(&event));
+                self.on_member_event(now, &event);
+                self.events.push_back(event);
+            }
+            if revoked.is_empty() {
+                break;
+            }
+            self.membership.declare_down(now, revoked);
         }
         while let Some(suspect) = self.membership.poll_suspected() {
             self.start_suspect_sync(suspect);
@@ -581,9 +634,24 @@ impl Node {
         }
     }
 
+    /// A revoked node's member that came up (it rejoined, or a peer that has not revoked it
+    /// yet told us about it): it must be declared down again.
+    fn revoked_member(&self, event: &Event) -> Option<NodeId> {
+        let (Event::MemberUp(id) | Event::MemberRenamed { new: id, .. }) = event else {
+            return None;
+        };
+        lock(&self.shared)
+            .trust
+            .is_revoked(id.name())
+            .then(|| id.clone())
+    }
+
     fn on_member_event(&mut self, now: Instant, event: &Event) {
         if let Some(name) = self.presence.on_event(now, event) {
-            lock(&self.shared).store.restore(&Origin::Node(name));
+            let mut shared = lock(&self.shared);
+            if !shared.trust.is_revoked(&name) {
+                shared.store.restore(&Origin::Node(name));
+            }
         }
         if *event == Event::Joined {
             self.announce_certificate();

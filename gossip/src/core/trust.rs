@@ -20,7 +20,7 @@
 //! shared origin by anyone. A stamp more than [`crate::NodeConfig::max_clock_skew`] ahead of our
 //! wall clock is refused, so no peer can push an origin's version out of its owner's reach.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,12 +74,14 @@ pub enum Reason {
     FutureStamp,
     /// The payload does not hash to its version.
     BadHash,
+    /// The writer's certificate names a node on the deny list ([`crate::Node::set_revoked`]).
+    Revoked,
 }
 
 /// Dropped versions by [`Reason`], for `beacon_gossip_rejected_total{reason}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rejections {
-    counts: [u64; 7],
+    counts: [u64; 8],
 }
 
 /// Why [`Trust::check`] did not accept a version.
@@ -98,6 +100,8 @@ pub(crate) struct Trust {
     max_skew_ms: u64,
     own: CertId,
     writers: HashMap<CertId, (Writer, Bytes)>,
+    /// Node names whose certificates no longer count, whatever the CA says.
+    revoked: BTreeSet<String>,
     /// Wall clock at an instant: the node extrapolates from it (see `Node::set_wall_clock`).
     wall: (Instant, u64),
     pub(crate) rejections: Rejections,
@@ -105,7 +109,7 @@ pub(crate) struct Trust {
 
 impl Reason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Unsigned,
         Self::BadCertificate,
         Self::UnknownCertificate,
@@ -113,6 +117,7 @@ impl Reason {
         Self::Foreign,
         Self::FutureStamp,
         Self::BadHash,
+        Self::Revoked,
     ];
 
     /// The metric label.
@@ -125,6 +130,7 @@ impl Reason {
             Self::Foreign => "foreign",
             Self::FutureStamp => "future_stamp",
             Self::BadHash => "bad_hash",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -183,12 +189,40 @@ impl Trust {
             max_skew_ms,
             own,
             writers: HashMap::new(),
+            revoked: BTreeSet::new(),
             wall: (now, 0),
             rejections: Rejections::default(),
         };
         // Our own certificate is admitted once the wall clock is known (`set_wall_clock`):
         // its validity is checked against it.
         trust
+    }
+
+    /// Sign with `keys` from now on (a rotated certificate and key). Returns whether the
+    /// certificate changed, so the caller announces the new one.
+    pub(crate) fn set_keys(&mut self, now: Instant, keys: Arc<dyn Keys>) -> bool {
+        let own = CertId::of(keys.certificate());
+        let changed = own != self.own;
+        self.keys = keys;
+        self.own = own;
+        let certificate = Bytes::copy_from_slice(self.keys.certificate());
+        self.learn(now, &certificate);
+        changed
+    }
+
+    /// Refuse, from now on, every version sealed by a certificate naming one of `names`.
+    pub(crate) fn set_revoked(&mut self, names: BTreeSet<String>) {
+        self.revoked = names;
+    }
+
+    /// Whether node `name` is on the deny list.
+    pub(crate) fn is_revoked(&self, name: &str) -> bool {
+        self.revoked.contains(name)
+    }
+
+    /// The deny list.
+    pub(crate) fn revoked(&self) -> &BTreeSet<String> {
+        &self.revoked
     }
 
     /// Our certificate's id and DER, to announce.
@@ -300,6 +334,9 @@ impl Trust {
         let Some((writer, _)) = self.writers.get(&seal.cert) else {
             return Err(Refusal::Unknown);
         };
+        if writer.names.iter().any(|name| self.revoked.contains(name)) {
+            return reject(Reason::Revoked);
+        }
         if !writer.may_write(origin) {
             return reject(Reason::Foreign);
         }

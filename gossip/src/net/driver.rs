@@ -2,6 +2,7 @@
 //! and timer ticks from the transport; the agent talks to it through a [`Gossip`] handle and
 //! receives its [`Event`]s.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::core::node::SyncOpen;
-use crate::core::trust::Rejections;
-use crate::net::transport::{Incoming, Transport};
+use crate::core::trust::{Keys, Rejections};
+use crate::net::transport::{Credentials, Incoming, Transport, TransportError};
 use crate::{Event, MemberState, Node, NodeId, Origin, Record, Version};
 
 /// A handle on a running gossip node; cheap to clone. The node leaves the cluster and stops on
@@ -53,6 +54,28 @@ enum Command {
     PublishAt(Origin, Bytes, u64, oneshot::Sender<Version>),
     Join(NodeId),
     Leave(oneshot::Sender<()>),
+    Reload(Box<Reload>, oneshot::Sender<Result<(), TransportError>>),
+}
+
+/// What [`Gossip::reload`] puts in force: this node's credentials and the deny list.
+pub struct Reload {
+    /// The node's certificate and key (rotated or not) and the cluster CA.
+    pub credentials: Credentials,
+    /// The signing keys made from the same files.
+    pub keys: Arc<dyn Keys>,
+    /// The revoked node names.
+    pub revoked: BTreeSet<String>,
+}
+
+/// Why [`Gossip::reload`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The node has stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// The new credentials were refused; the old ones stay in use.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
 }
 
 /// Why a request to the node failed: it has stopped.
@@ -97,6 +120,15 @@ impl Gossip {
     ) -> Result<Version, Stopped> {
         self.ask(|reply| Command::PublishAt(origin, payload, wall_millis, reply))
             .await
+    }
+
+    /// Puts new credentials and a new deny list in force without a restart: revoked members are
+    /// dropped and refused (see [`Node::set_revoked`] and [`Transport::reload`]), and a rotated
+    /// certificate and key sign from now on and serve new connections.
+    pub async fn reload(&self, reload: Reload) -> Result<(), ReloadError> {
+        Ok(self
+            .ask(|reply| Command::Reload(Box::new(reload), reply))
+            .await??)
     }
 
     /// The traffic counters.
@@ -239,6 +271,16 @@ impl Driver {
                 let _ = reply.send(self.node.publish(now, wall, origin, payload));
             }
             Command::Join(seed) => self.node.join(now, seed),
+            Command::Reload(reload, reply) => {
+                let result = self
+                    .transport
+                    .reload(&reload.credentials, reload.revoked.clone());
+                if result.is_ok() {
+                    self.node.set_keys(now, reload.keys);
+                    self.node.set_revoked(now, reload.revoked);
+                }
+                let _ = reply.send(result);
+            }
             // Handled by the loop, which stops.
             Command::Leave(_) => {}
         }

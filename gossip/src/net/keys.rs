@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeIdIter};
 
@@ -82,6 +82,17 @@ impl X509Keys {
             .first()
             .ok_or_else(|| tls("no node certificate"))?
             .to_vec();
+        // A rotation copies two files; between the copies the key is not the certificate's.
+        let der = CertificateDer::from(certificate.as_slice());
+        let spki = EndEntityCert::try_from(&der)
+            .map(|cert| cert.subject_public_key_info().to_vec())
+            .map_err(|e| tls(&format!("the node certificate: {e}")))?;
+        if spki.strip_prefix(P256_SPKI_PREFIX) != Some(key.public_key().as_ref()) {
+            return Err(tls(
+                "the node key is not the key of the node certificate (copy both files, the \
+                 certificate and its -key.pem, from one `beacon tls node` run)",
+            ));
+        }
         let anchors = creds
             .roots
             .iter()

@@ -5,9 +5,11 @@
 //! catalogs far larger than a datagram. Every connection, in and out, presents a certificate
 //! signed by the cluster CA and verifies the peer's: a peer without one cannot connect, so it
 //! can neither read nor inject anything. The client side also checks that the server's
-//! certificate names the node it meant to reach.
+//! certificate names the node it meant to reach. Both sides refuse a certificate naming a node
+//! on the deny list ([`Transport::reload`], `net::deny`), which also closes such a peer's live
+//! connections and puts a rotated certificate and key in use for new connections.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +18,9 @@ use bytes::Bytes;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn_proto::HashedConnectionIdGenerator;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::net::deny::{self, DenyList};
 
 /// ALPN of Beacon's gossip protocol, version 1.
 const ALPN: &[u8] = b"beacon-gossip/1";
@@ -95,6 +99,10 @@ pub struct Transport {
     /// Keyed by address and expected name: a connection verified for one name never serves another.
     connections: Mutex<HashMap<(SocketAddr, String), quinn::Connection>>,
     incoming: mpsc::Sender<Incoming>,
+    /// The client side of new connections (replaced when the node's certificate rotates).
+    client: Mutex<quinn::ClientConfig>,
+    /// The revoked node names, read by the TLS verifiers and the live connections.
+    deny: watch::Sender<Arc<BTreeSet<String>>>,
 }
 
 impl Transport {
@@ -103,22 +111,47 @@ impl Transport {
         addr: SocketAddr,
         creds: &Credentials,
     ) -> Result<(Arc<Self>, mpsc::Receiver<Incoming>), TransportError> {
-        let (server, client) = tls_configs(creds)?;
+        let (deny, deny_rx) = watch::channel(Arc::new(BTreeSet::new()));
+        let (server, client) = tls_configs(creds, &DenyList(deny_rx))?;
         let bind = |source| TransportError::Bind { addr, source };
         let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
         let config = endpoint_config(creds);
         let runtime = Arc::new(quinn::TokioRuntime);
-        let mut endpoint =
-            quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(bind)?;
-        endpoint.set_default_client_config(client);
+        let endpoint = quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(bind)?;
         let (tx, rx) = mpsc::channel(4096);
         let transport = Arc::new(Self {
             endpoint,
             connections: Mutex::new(HashMap::new()),
             incoming: tx,
+            client: Mutex::new(client),
+            deny,
         });
         tokio::spawn(accept_loop(transport.clone()));
         Ok((transport, rx))
+    }
+
+    /// Applies a new deny list and this node's current credentials: handshakes from now on
+    /// refuse certificates naming a node in `revoked`, live connections with such peers are
+    /// closed, and new connections present `creds` (a rotated certificate and key). Live
+    /// connections of other peers keep the certificate they were made with.
+    pub fn reload(
+        &self,
+        creds: &Credentials,
+        revoked: BTreeSet<String>,
+    ) -> Result<(), TransportError> {
+        let (server, client) = tls_configs(creds, &DenyList(self.deny.subscribe()))?;
+        self.endpoint.set_server_config(Some(server));
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = client;
+        self.lock().retain(|(_, name), conn| {
+            let keep = !revoked.contains(name);
+            if !keep {
+                conn.close(0u32.into(), b"revoked");
+            }
+            keep
+        });
+        // Incoming connections watch this and close themselves (`serve_connection`).
+        self.deny.send_replace(Arc::new(revoked));
+        Ok(())
     }
 
     /// Closes every connection, once what was queued on them has had `grace` to leave (QUIC
@@ -188,9 +221,17 @@ impl Transport {
             name: name.to_string(),
             reason,
         };
+        if self.deny.borrow().contains(name) {
+            return Err(err("the node is on the deny list (revoked)".into()));
+        }
+        let client = self
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let connecting = self
             .endpoint
-            .connect(peer, name)
+            .connect_with(client, peer, name)
             .map_err(|e| err(e.to_string()))?;
         let conn = tokio::time::timeout(Duration::from_secs(5), connecting)
             .await
@@ -212,9 +253,10 @@ impl Transport {
 async fn accept_loop(transport: Arc<Transport>) {
     while let Some(incoming) = transport.endpoint.accept().await {
         let tx = transport.incoming.clone();
+        let deny = transport.deny.subscribe();
         tokio::spawn(async move {
             match incoming.await {
-                Ok(conn) => serve_connection(conn, tx).await,
+                Ok(conn) => serve_connection(conn, tx, deny).await,
                 // A peer without a certificate from our CA ends here.
                 Err(error) => tracing::debug!(%error, "refused a gossip connection"),
             }
@@ -222,11 +264,24 @@ async fn accept_loop(transport: Arc<Transport>) {
     }
 }
 
-/// Forwards a peer's datagrams and sync requests until the connection closes.
-async fn serve_connection(conn: quinn::Connection, tx: mpsc::Sender<Incoming>) {
+/// Forwards a peer's datagrams and sync requests until the connection closes, or until the
+/// peer's name is put on the deny list.
+async fn serve_connection(
+    conn: quinn::Connection,
+    tx: mpsc::Sender<Incoming>,
+    mut deny: watch::Receiver<Arc<BTreeSet<String>>>,
+) {
     let from = conn.remote_address();
+    let names = peer_names(&conn);
     loop {
         tokio::select! {
+            changed = deny.changed() => {
+                let revoked = changed.is_err() || names.iter().any(|n| deny.borrow().contains(n));
+                if revoked {
+                    conn.close(0u32.into(), b"revoked");
+                    return;
+                }
+            },
             datagram = conn.read_datagram() => match datagram {
                 // A full queue drops the packet: SWIM tolerates loss, not an unbounded backlog.
                 Ok(bytes) => { let _ = tx.try_send(Incoming::Datagram { from, bytes }); }
@@ -238,6 +293,14 @@ async fn serve_connection(conn: quinn::Connection, tx: mpsc::Sender<Incoming>) {
             },
         }
     }
+}
+
+/// The node names in the peer's certificate.
+fn peer_names(conn: &quinn::Connection) -> Vec<String> {
+    conn.peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(deny::names))
+        .unwrap_or_default()
 }
 
 async fn serve_sync(
@@ -292,6 +355,7 @@ fn endpoint_config(creds: &Credentials) -> quinn::EndpointConfig {
 
 fn tls_configs(
     creds: &Credentials,
+    deny: &DenyList,
 ) -> Result<(quinn::ServerConfig, quinn::ClientConfig), TransportError> {
     let tls = |e: &dyn std::fmt::Display| TransportError::Tls(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -300,12 +364,21 @@ fn tls_configs(
         roots.add(root.clone()).map_err(|e| tls(&e))?;
     }
     let roots = Arc::new(roots);
-    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        roots.clone(),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| tls(&e))?;
+    let client_verifier = Arc::new(deny::Clients {
+        inner: rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.clone(),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| tls(&e))?,
+        deny: deny.clone(),
+    });
+    let server_verifier = Arc::new(deny::Servers {
+        inner: rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| tls(&e))?,
+        deny: deny.clone(),
+    });
     let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| tls(&e))?
@@ -316,7 +389,8 @@ fn tls_configs(
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| tls(&e))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier)
         .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())
         .map_err(|e| tls(&e))?;
     client.alpn_protocols = vec![ALPN.to_vec()];
