@@ -43,7 +43,9 @@ fn passed_fds() -> RawFd {
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         .is_some_and(|pid| pid == std::process::id());
-    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<RawFd>().ok());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<RawFd>().ok());
     match (for_us, count) {
         (true, Some(n)) if (0..1024).contains(&n) => n,
         _ => 0,

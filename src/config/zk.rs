@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(url.hosts, ["zk:2181"]);
         assert_eq!(url.path, "/dcos/mesos");
         assert_eq!(url.digest.as_deref(), Some("u:p"));
-        assert_eq!(ZkUrl::parse("zk://[::1]:2181/m").unwrap().hosts, ["[::1]:2181"]);
+        assert_eq!(
+            ZkUrl::parse("zk://[::1]:2181/m").unwrap().hosts,
+            ["[::1]:2181"]
+        );
     }
 
     #[test]

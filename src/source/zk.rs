@@ -168,7 +168,9 @@ impl ZkDetector {
             match client.get_data(&znode).await {
                 Ok((data, _)) => match master_address(&data) {
                     Some(addr) => masters.push(addr),
-                    None => tracing::warn!(%znode, "zookeeper: MasterInfo without an address; skipped"),
+                    None => {
+                        tracing::warn!(%znode, "zookeeper: MasterInfo without an address; skipped")
+                    }
                 },
                 Err(ZkError::NoNode) => {} // gone since the listing; the watch fires again
                 Err(e) => return Err(e),
@@ -190,7 +192,9 @@ impl ZkDetector {
         if changed {
             match leader.is_empty() {
                 true => tracing::warn!(path = %self.url.path, "zookeeper names no mesos master"),
-                false => tracing::info!(%leader, masters = ?*self.masters.borrow(), "mesos masters from zookeeper"),
+                false => {
+                    tracing::info!(%leader, masters = ?*self.masters.borrow(), "mesos masters from zookeeper")
+                }
             }
         }
     }
@@ -291,7 +295,12 @@ mod tests {
 
     #[test]
     fn the_lowest_sequence_leads_and_other_children_are_ignored() {
-        let children = ["json.info_0000000012", "info_0000000001", "json.info_0000000009", "x"];
+        let children = [
+            "json.info_0000000012",
+            "info_0000000001",
+            "json.info_0000000009",
+            "x",
+        ];
         let sorted = leader_first(children.iter().map(|c| c.to_string()).collect());
         assert_eq!(sorted, ["json.info_0000000009", "json.info_0000000012"]);
     }

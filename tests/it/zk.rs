@@ -106,7 +106,10 @@ impl ZooKeeper {
             rt,
         };
         let root = CreateMode::Persistent.with_acls(Acls::anyone_all());
-        match znodes.rt.block_on(znodes.client.create("/mesos", b"", &root)) {
+        match znodes
+            .rt
+            .block_on(znodes.client.create("/mesos", b"", &root))
+        {
             Ok(_) | Err(zookeeper_client::Error::NodeExists) => znodes,
             Err(e) => panic!("create /mesos: {e}"),
         }
@@ -130,7 +133,9 @@ impl Znodes {
             "pid": format!("master@{master}"), "port": master.port(), "version": "1.11.0",
         });
         let mode = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
-        let create = self.client.create("/mesos/json.info_", info.to_string().as_bytes(), &mode);
+        let create = self
+            .client
+            .create("/mesos/json.info_", info.to_string().as_bytes(), &mode);
         let (_, seq) = self.rt.block_on(create).unwrap();
         format!("/mesos/json.info_{seq}")
     }
@@ -173,7 +178,9 @@ fn ip(master: &FakeMaster) -> String {
 }
 
 fn detection_timeouts(agent: &Agent) -> u64 {
-    let text = http_get(agent.http, "/metrics").map(|r| r.text()).unwrap_or_default();
+    let text = http_get(agent.http, "/metrics")
+        .map(|r| r.text())
+        .unwrap_or_default();
     (text.lines())
         .find_map(|l| l.strip_prefix("beacon_zk_detection_timeouts_total "))
         .and_then(|v| v.trim().parse().ok())

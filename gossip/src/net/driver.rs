@@ -234,17 +234,32 @@ impl Driver {
     }
 
     /// Sends the leave to every live member and waits for the sends, then closes the endpoint.
+    ///
+    /// Each leave is sent twice, [`LEAVE_RESEND`] apart: a connection to a peer that restarted
+    /// since we last spoke is dead, and the first datagram on it only earns a stateless reset.
+    /// The second goes over a fresh connection. A peer that missed its leave would learn it
+    /// second-hand, and then show us as failed, not left. foca ignores the duplicate.
     async fn leave(&mut self) {
         self.node.leave(Instant::now());
-        let mut sends = JoinSet::new();
+        let mut leaves = Vec::new();
         while let Some(t) = self.node.poll_transmit() {
-            let transport = self.transport.clone();
-            sends.spawn(async move {
-                let _ =
-                    (transport.send_datagram(t.to.addr(), t.to.name(), Bytes::from(t.bytes))).await;
-            });
+            leaves.push((t.to, Bytes::from(t.bytes)));
         }
-        let all_sent = async { while sends.join_next().await.is_some() {} };
+        let send_all = |leaves: &[(NodeId, Bytes)]| {
+            let mut sends = JoinSet::new();
+            for (to, bytes) in leaves.iter().cloned() {
+                let transport = self.transport.clone();
+                sends.spawn(async move {
+                    let _ = transport.send_datagram(to.addr(), to.name(), bytes).await;
+                });
+            }
+            async move { while sends.join_next().await.is_some() {} }
+        };
+        let all_sent = async {
+            send_all(&leaves).await;
+            tokio::time::sleep(LEAVE_RESEND).await;
+            send_all(&leaves).await;
+        };
         let _ = tokio::time::timeout(LEAVE_WAIT, all_sent).await;
         self.transport.close(LEAVE_WAIT).await;
     }
@@ -393,6 +408,9 @@ impl Driver {
 /// How long a leaving node waits for its leave datagrams to be sent, and then for its
 /// connections to close.
 const LEAVE_WAIT: Duration = Duration::from_secs(1);
+
+/// The pause before a leaving node sends its leave again (see `Driver::leave`).
+const LEAVE_RESEND: Duration = Duration::from_millis(50);
 
 fn wall_millis() -> u64 {
     SystemTime::now()
