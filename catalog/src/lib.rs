@@ -2,8 +2,9 @@
 //!
 //! A [`Catalog`] holds the frameworks, tasks, agents and leader that a Mesos master reports, in a
 //! typed form: pids are parsed, port ranges expanded, hostnames resolved. It is built whole by a
-//! source (see [`mesos`]) and handed to consumers (the DNS record generator, the HTTP API) behind an
-//! `Arc`, so a query never waits for an update.
+//! source (see [`mesos`] for polled state, [`mesos_v1`] for the event stream) and handed to
+//! consumers (the DNS record generator, the HTTP API) behind an `Arc`, so a query never waits for
+//! an update.
 //!
 //! [`vip`] reads the VIPs that tasks declare (DC/OS Minuteman labels) into a sorted table and
 //! gives named VIPs their addresses.
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod mesos;
+pub mod mesos_v1;
 mod model;
 pub mod registration;
 pub mod vip;

@@ -1,0 +1,393 @@
+//! The v1 JSON shapes (`master.proto`, `mesos.proto` as the master writes them: snake_case
+//! fields, enums as names, ids as `{"value": ..}`), and their conversion to the catalog's types.
+//!
+//! Each conversion mirrors the v0 parser's for the same field (`crate::mesos`), so that a task
+//! read from the stream equals the task read from `/master/state`. `default` everywhere: the
+//! master omits empty fields.
+
+use serde::Deserialize;
+
+use crate::model::{Discovery, DiscoveryPort, Label, NetworkInfo, PortRange, Status, Task};
+
+use super::event::{self, AgentEntry, EventError, FrameworkEntry, Snapshot, TaskEntry};
+
+#[derive(Deserialize)]
+pub(super) struct Event {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) subscribed: Option<Subscribed>,
+    pub(super) task_added: Option<TaskAdded>,
+    pub(super) task_updated: Option<TaskUpdated>,
+    pub(super) agent_added: Option<AgentAdded>,
+    pub(super) agent_removed: Option<AgentRemoved>,
+    pub(super) framework_added: Option<FrameworkEvent>,
+    pub(super) framework_updated: Option<FrameworkEvent>,
+    pub(super) framework_removed: Option<FrameworkRemoved>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Subscribed {
+    pub(super) get_state: Option<GetState>,
+    pub(super) heartbeat_interval_seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct GetState {
+    #[serde(default)]
+    get_tasks: GetTasks,
+    #[serde(default)]
+    get_frameworks: GetFrameworks,
+    #[serde(default)]
+    get_agents: GetAgents,
+}
+
+#[derive(Deserialize, Default)]
+struct GetTasks {
+    #[serde(default)]
+    tasks: Vec<WireTask>,
+}
+
+#[derive(Deserialize, Default)]
+struct GetFrameworks {
+    #[serde(default)]
+    frameworks: Vec<WireFramework>,
+}
+
+#[derive(Deserialize, Default)]
+struct GetAgents {
+    #[serde(default)]
+    agents: Vec<WireAgent>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TaskAdded {
+    pub(super) task: WireTask,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TaskUpdated {
+    framework_id: Option<Id>,
+    status: Option<WireStatus>,
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct AgentAdded {
+    pub(super) agent: WireAgent,
+}
+
+#[derive(Deserialize)]
+pub(super) struct AgentRemoved {
+    pub(super) agent_id: Option<Id>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct FrameworkEvent {
+    pub(super) framework: WireFramework,
+}
+
+#[derive(Deserialize)]
+pub(super) struct FrameworkRemoved {
+    pub(super) framework_info: Option<FrameworkInfo>,
+}
+
+/// `FrameworkID`, `AgentID`, `TaskID`: `{"value": ".."}`.
+#[derive(Deserialize)]
+pub(super) struct Id {
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireFramework {
+    framework_info: Option<FrameworkInfo>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct FrameworkInfo {
+    pub(super) id: Option<Id>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    hostname: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireAgent {
+    agent_info: Option<AgentInfo>,
+    pid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AgentInfo {
+    id: Option<Id>,
+    #[serde(default)]
+    hostname: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireTask {
+    #[serde(default)]
+    name: String,
+    task_id: Option<Id>,
+    framework_id: Option<Id>,
+    agent_id: Option<Id>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    resources: Vec<Resource>,
+    #[serde(default)]
+    statuses: Vec<WireStatus>,
+    #[serde(default, deserialize_with = "labels_either")]
+    labels: Vec<Label>,
+    discovery: Option<WireDiscovery>,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    #[serde(default)]
+    name: String,
+    ranges: Option<Ranges>,
+    revocable: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Ranges {
+    #[serde(default)]
+    range: Vec<Range>,
+}
+
+#[derive(Deserialize)]
+struct Range {
+    begin: Option<u64>,
+    end: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireStatus {
+    task_id: Option<Id>,
+    agent_id: Option<Id>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    timestamp: f64,
+    #[serde(default, deserialize_with = "labels_either")]
+    labels: Vec<Label>,
+    #[serde(default)]
+    container_status: ContainerStatus,
+    healthy: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+struct ContainerStatus {
+    #[serde(default)]
+    network_infos: Vec<WireNetworkInfo>,
+}
+
+#[derive(Deserialize)]
+struct WireNetworkInfo {
+    #[serde(default)]
+    ip_addresses: Vec<IpAddress>,
+    /// Mesos 0.25's single address: gone from v1, read so that v0 converts without loss.
+    ip_address: Option<String>,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct IpAddress {
+    #[serde(default)]
+    ip_address: String,
+}
+
+#[derive(Deserialize)]
+struct WireDiscovery {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ports: DiscoveryPorts,
+    #[serde(default)]
+    labels: Labels,
+}
+
+#[derive(Deserialize, Default)]
+struct DiscoveryPorts {
+    #[serde(default)]
+    ports: Vec<WireDiscoveryPort>,
+}
+
+#[derive(Deserialize)]
+struct WireDiscoveryPort {
+    #[serde(default)]
+    number: u64,
+    #[serde(default)]
+    protocol: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    labels: Labels,
+}
+
+#[derive(Deserialize, Default)]
+struct Labels {
+    #[serde(default)]
+    labels: Vec<Label>,
+}
+
+/// The id's value, or [`EventError::Missing`] with `what` as its message.
+pub(super) fn id(id: Option<Id>, what: &str) -> Result<String, EventError> {
+    id.and_then(|i| i.value)
+        .ok_or_else(|| EventError::Missing(what.to_string()))
+}
+
+impl GetState {
+    pub(super) fn into_snapshot(self) -> Result<Snapshot, EventError> {
+        let frameworks = (self.get_frameworks.frameworks.into_iter().enumerate())
+            .map(|(i, f)| f.into_entry(&format!("SUBSCRIBED get_frameworks.frameworks[{i}]")))
+            .collect::<Result<_, _>>()?;
+        let agents = (self.get_agents.agents.into_iter().enumerate())
+            .map(|(i, a)| a.into_entry(&format!("SUBSCRIBED get_agents.agents[{i}]")))
+            .collect::<Result<_, _>>()?;
+        let tasks = (self.get_tasks.tasks.into_iter().enumerate())
+            .map(|(i, t)| t.into_entry(&format!("SUBSCRIBED get_tasks.tasks[{i}]")))
+            .collect::<Result<_, _>>()?;
+        Ok(Snapshot {
+            frameworks,
+            agents,
+            tasks,
+        })
+    }
+}
+
+impl TaskUpdated {
+    pub(super) fn into_event(self) -> Result<event::Event, EventError> {
+        let missing = |what: &str| EventError::Missing(format!("TASK_UPDATED without {what}"));
+        let framework_id = id(self.framework_id, "TASK_UPDATED without framework_id")?;
+        let state = self.state.ok_or_else(|| missing("state"))?;
+        let mut status = self.status.ok_or_else(|| missing("status"))?;
+        let task_id = id(status.task_id.take(), "TASK_UPDATED without status.task_id")?;
+        let agent_id = status.agent_id.take().and_then(|a| a.value);
+        Ok(event::Event::TaskUpdated {
+            framework_id,
+            agent_id,
+            task_id,
+            state,
+            status: convert_status(status),
+        })
+    }
+}
+
+impl WireFramework {
+    pub(super) fn into_entry(self, what: &str) -> Result<FrameworkEntry, EventError> {
+        let missing = || EventError::Missing(format!("{what} without framework_info"));
+        let info = self.framework_info.ok_or_else(missing)?;
+        Ok(FrameworkEntry {
+            id: id(info.id, &format!("{what} without framework_info.id"))?,
+            name: info.name,
+            hostname: info.hostname,
+        })
+    }
+}
+
+impl WireAgent {
+    pub(super) fn into_entry(self, what: &str) -> Result<AgentEntry, EventError> {
+        let missing = || EventError::Missing(format!("{what} without agent_info"));
+        let info = self.agent_info.ok_or_else(missing)?;
+        Ok(AgentEntry {
+            id: id(info.id, &format!("{what} without agent_info.id"))?,
+            hostname: info.hostname,
+            pid: self.pid,
+        })
+    }
+}
+
+impl WireTask {
+    /// The task as `parse_state` reads the same task from v0 (`convert_task` in `mesos.rs`).
+    /// `agent_id` may be absent, as v0's `slave_id` may.
+    pub(super) fn into_entry(self, what: &str) -> Result<TaskEntry, EventError> {
+        let framework_id = id(self.framework_id, &format!("{what} without framework_id"))?;
+        let task = Task {
+            id: id(self.task_id, &format!("{what} without task_id"))?,
+            name: self.name,
+            agent_id: self.agent_id.and_then(|a| a.value).unwrap_or_default(),
+            state: self.state,
+            statuses: self.statuses.into_iter().map(convert_status).collect(),
+            ports: port_ranges(&self.resources),
+            discovery: self.discovery.map(convert_discovery),
+            labels: self.labels,
+            ips: Vec::new(),
+        };
+        Ok(TaskEntry { framework_id, task })
+    }
+}
+
+/// The ranges of the non-revocable `ports` resources, in order. v0's `resources.ports` is the
+/// same resources summed into one range string (revocable ones go to `ports_revocable`, which v0
+/// parsing ignores); ranges that v0 parsing would skip (beyond a u16, or reversed) are skipped.
+fn port_ranges(resources: &[Resource]) -> Vec<PortRange> {
+    resources
+        .iter()
+        .filter(|r| r.name == "ports" && r.revocable.is_none())
+        .filter_map(|r| r.ranges.as_ref())
+        .flat_map(|r| &r.range)
+        .filter_map(|r| {
+            let begin = u16::try_from(r.begin?).ok()?;
+            let end = u16::try_from(r.end?).ok()?;
+            (begin <= end).then_some(PortRange { begin, end })
+        })
+        .collect()
+}
+
+fn convert_status(s: WireStatus) -> Status {
+    Status {
+        state: s.state,
+        timestamp: s.timestamp,
+        labels: s.labels,
+        network_infos: s
+            .container_status
+            .network_infos
+            .into_iter()
+            .map(|n| NetworkInfo {
+                ip_addresses: n.ip_addresses.into_iter().map(|a| a.ip_address).collect(),
+                ip_address: n.ip_address,
+                name: n.name,
+            })
+            .collect(),
+        healthy: s.healthy,
+    }
+}
+
+fn convert_discovery(d: WireDiscovery) -> Discovery {
+    Discovery {
+        name: d.name,
+        ports: d
+            .ports
+            .ports
+            .into_iter()
+            .filter_map(|p| {
+                Some(DiscoveryPort {
+                    number: u16::try_from(p.number).ok()?,
+                    protocol: p.protocol,
+                    name: p.name,
+                    labels: p.labels.labels,
+                })
+            })
+            .collect(),
+        labels: d.labels.labels,
+    }
+}
+
+/// v1 writes `Labels` as `{"labels": [...]}`; v0 wrote bare lists in places. Accept both, as
+/// the v0 parser does.
+fn labels_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Label>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<Label>),
+        Wrapped(Labels),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        Some(Either::List(l)) => l,
+        Some(Either::Wrapped(w)) => w.labels,
+        None => Vec::new(),
+    })
+}
