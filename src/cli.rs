@@ -174,6 +174,12 @@ pub struct FakeMasterArgs {
     /// Where to listen; keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:15050")]
     pub listen: SocketAddr,
+    /// Answer 404 at /api/v1, as a master before Mesos 1.1 (no event stream: agents poll).
+    #[arg(long)]
+    pub no_v1: bool,
+    /// Seconds between heartbeats on the event streams.
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    pub heartbeat_secs: u64,
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct SourceMetrics {
     pub tasks: IntGauge,
     /// Unix time of the last successful refresh.
     pub last_success: IntGauge,
+    /// Body bytes read from the source.
+    pub bytes: IntCounter,
 }
 
 impl SourceMetrics {
@@ -54,12 +56,17 @@ impl SourceMetrics {
                 format!("{prefix}_last_success_timestamp_seconds"),
                 format!("Unix time of the last successful {what} poll"),
             )?,
+            bytes: IntCounter::new(
+                format!("{prefix}_bytes_total"),
+                format!("Body bytes read from the {what} (states, events)"),
+            )?,
         };
         registry.register(Box::new(m.refreshes.clone()))?;
         registry.register(Box::new(m.failures.clone()))?;
         registry.register(Box::new(m.refresh_seconds.clone()))?;
         registry.register(Box::new(m.tasks.clone()))?;
         registry.register(Box::new(m.last_success.clone()))?;
+        registry.register(Box::new(m.bytes.clone()))?;
         Ok(m)
     }
 }
@@ -310,5 +317,48 @@ impl prometheus::core::Collector for VipCollector {
         families
             .chain(gauges.iter().flat_map(prometheus::core::Collector::collect))
             .collect()
+    }
+}
+
+/// The Mesos master's event stream (`[mesos_master] events`).
+#[derive(Clone)]
+pub struct StreamMetrics {
+    /// Events applied (heartbeats included).
+    pub events: IntCounter,
+    /// Malformed events, skipped.
+    pub skipped: IntCounter,
+    /// Subscriptions that ended (dropped, silent, or an event that did not fit), each followed
+    /// by a full re-sync.
+    pub ended: IntCounter,
+    /// 1 while a stream is open.
+    pub connected: IntGauge,
+}
+
+impl StreamMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            events: IntCounter::new(
+                "beacon_catalog_events_total",
+                "Mesos master events read from the stream",
+            )?,
+            skipped: IntCounter::new(
+                "beacon_catalog_events_skipped_total",
+                "Malformed Mesos master events, logged and skipped",
+            )?,
+            ended: IntCounter::new(
+                "beacon_catalog_stream_ended_total",
+                "Mesos master event streams that ended (dropped, silent, or out of step), each followed by a full re-sync",
+            )?,
+            connected: IntGauge::new(
+                "beacon_catalog_stream_connected",
+                "1 while the Mesos master's event stream is open",
+            )?,
+        };
+        registry.register(Box::new(m.events.clone()))?;
+        registry.register(Box::new(m.skipped.clone()))?;
+        registry.register(Box::new(m.ended.clone()))?;
+        registry.register(Box::new(m.connected.clone()))?;
+        Ok(m)
     }
 }

@@ -16,6 +16,7 @@ mod error;
 pub mod polling;
 pub mod recovery;
 pub mod setup;
+pub mod streaming;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

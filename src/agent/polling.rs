@@ -7,6 +7,7 @@ use beacon_catalog::Catalog;
 use beacon_dns::metrics::DnsMetrics;
 use tokio_util::sync::CancellationToken;
 
+use super::streaming::Follow;
 use crate::common::wall_millis;
 use crate::metrics::SourceMetrics;
 use crate::publish::last_known::LastKnown;
@@ -56,7 +57,7 @@ impl Source {
 }
 
 /// Returns when `wake` changes; never without one (or once its sender is gone).
-async fn woken(wake: &mut Option<MastersRx>) {
+pub(super) async fn woken(wake: &mut Option<MastersRx>) {
     let gone = match wake {
         Some(rx) => rx.changed().await.is_err(),
         None => true,
@@ -68,7 +69,7 @@ async fn woken(wake: &mut Option<MastersRx>) {
 
 /// Why one poll failed.
 #[derive(Debug, thiserror::Error)]
-enum PollError {
+pub(super) enum PollError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
@@ -90,6 +91,8 @@ pub struct Refresh {
     /// Polls at once when this changes: ZooKeeper named other masters (a new leader), so
     /// waiting out the period would serve the old leader's state for up to a minute.
     pub wake: Option<MastersRx>,
+    /// With `[mesos_master] events`: the master's event stream, followed instead of polling.
+    pub follow: Option<Follow>,
 }
 
 /// The first retry after a failed poll.
@@ -100,6 +103,9 @@ impl Refresh {
     /// to `period`), so that a master that was down at start-up does not leave DNS unready for
     /// a whole period.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        if let Some(follow) = self.follow.take() {
+            return self.follow_stream(follow, shutdown).await;
+        }
         let mut retry = RETRY_FIRST;
         let mut loaded = false;
         loop {
@@ -127,7 +133,7 @@ impl Refresh {
 
     /// Publishes `catalog` as the source's (locally, or to the cluster), off the async threads:
     /// with tens of thousands of tasks it takes a noticeable fraction of a second.
-    async fn publish(&self, catalog: Catalog) -> Result<usize, PollError> {
+    pub(super) async fn publish(&self, catalog: Catalog) -> Result<usize, PollError> {
         let (source, tasks) = (self.source.clone(), catalog.task_count());
         match tokio::task::spawn_blocking(move || source.publish(catalog)).await {
             Ok(result) => result.map(|()| tasks).map_err(PollError::from),
@@ -137,7 +143,7 @@ impl Refresh {
 
     /// One poll; whether it succeeded. `loaded_before`: whether an earlier one did, which the
     /// failure message says (there is no "last good state" before a first success).
-    async fn once(&self, loaded_before: bool) -> bool {
+    pub(super) async fn once(&self, loaded_before: bool) -> bool {
         let start = Instant::now();
         let first = !self.current.is_ready();
         let result = match self.source.fetch().await {
@@ -172,7 +178,7 @@ impl Refresh {
     }
 
     /// Counts a successful poll; returns how many records are served now.
-    fn record_success(&self, elapsed: Duration, tasks: usize) -> usize {
+    pub(super) fn record_success(&self, elapsed: Duration, tasks: usize) -> usize {
         if matches!(self.source, Source::Master(..)) {
             // A master answered: what is served is no longer the last-known state.
             (self.current.last_known).store(0, std::sync::atomic::Ordering::Relaxed);

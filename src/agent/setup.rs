@@ -8,10 +8,12 @@ use prometheus::Registry;
 use super::error::AgentError;
 use super::polling::{Refresh, Source};
 use super::recovery::Recovery;
+use super::streaming::Follow;
 use crate::cluster::Cluster;
 use crate::config::zk::ZkUrl;
 use crate::config::{Config, ConfigError, Endpoints};
 use crate::metrics::SourceMetrics;
+use crate::metrics::StreamMetrics;
 use crate::publish::fence::Fence;
 use crate::publish::last_known::LastKnown;
 use crate::publish::published::ns_addresses;
@@ -21,7 +23,9 @@ use crate::publish::{
 };
 use crate::source::master::MasterPoller;
 use crate::source::mesos_agent::MesosAgentPoller;
-use crate::source::zk::ZkDetector;
+use crate::source::stream::MasterStream;
+use crate::source::zk::{MastersRx, ZkDetector};
+use std::time::Duration;
 
 /// The publishing pipeline of one agent, from the registrations to what is served.
 pub struct Pipeline {
@@ -96,7 +100,6 @@ impl Pipeline {
         registry: &Registry,
         dns_metrics: &DnsMetrics,
     ) -> Result<(Vec<Refresh>, Option<ZkDetector>), AgentError> {
-        let m = &config.mesos_dns;
         let refresh = |source, prefix, what, period| -> Result<Refresh, AgentError> {
             Ok(Refresh {
                 source,
@@ -105,29 +108,28 @@ impl Pipeline {
                 dns_metrics: dns_metrics.clone(),
                 period,
                 wake: None,
+                follow: None,
             })
         };
-        let mut pollers = Vec::new();
-        let (mut poller, mut detector, mut wake) = (MasterPoller::new(m)?, None, None);
-        if !m.zk.is_empty() {
-            let url = ZkUrl::parse(&m.zk).map_err(|reason| ConfigError::InvalidZk {
-                value: m.zk.clone(),
-                reason,
-            })?;
-            let (zk, detected) = ZkDetector::new(url, m.zk_detection_timeout, registry)?;
-            (poller, detector) = (poller.with_detected(detected.clone()), Some(zk));
-            wake = Some(detected);
-        }
+        let (mut pollers, mut detector) = (Vec::new(), None);
         if has_master(config) {
-            let last_known = LastKnown::new(&config.node.state_dir).map(Arc::new);
-            let source = Source::Master(poller, self.sink.clone(), last_known);
-            let period = std::time::Duration::from_secs(m.refresh_seconds.max(1));
-            let mut master = refresh(source, "beacon_catalog", "Mesos master", period)?;
-            master.wake = wake;
-            let restored = self
-                .current
-                .last_known
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let (poller, zk) = self.master_source(config, registry)?;
+            let period = Duration::from_secs(config.mesos_dns.refresh_seconds.max(1));
+            let mut master = refresh(poller, "beacon_catalog", "Mesos master", period)?;
+            let Source::Master(poller, ..) = &mut master.source else {
+                unreachable!("master_source returns the master's source")
+            };
+            *poller = poller.clone().count_bytes(master.metrics.bytes.clone());
+            if config.mesos_master.events {
+                let stream = MasterStream::new(&config.mesos_dns, poller.clone())?;
+                master.follow = Some(Follow {
+                    stream: stream.count_bytes(master.metrics.bytes.clone()),
+                    metrics: StreamMetrics::new(registry)?,
+                });
+            }
+            master.wake = zk.as_ref().map(|(_, wake)| wake.clone());
+            detector = zk.map(|(detector, _)| detector);
+            let restored = (self.current.last_known).load(std::sync::atomic::Ordering::Relaxed);
             if restored != 0 {
                 master.metrics.last_success.set(restored as i64);
             }
@@ -135,12 +137,33 @@ impl Pipeline {
         }
         let agent = &config.mesos_agent;
         if !agent.address.is_empty() {
-            let poller = MesosAgentPoller::new(m, &agent.address)?;
+            let poller = MesosAgentPoller::new(&config.mesos_dns, &agent.address)?;
             let source = Source::MesosAgent(poller, self.node.clone());
             let (prefix, what) = ("beacon_mesos_agent", "Mesos agent");
             pollers.push(refresh(source, prefix, what, agent.refresh)?);
         }
         Ok((pollers, detector))
+    }
+
+    /// The Mesos master's source, and with `zk` the detector that names the masters.
+    fn master_source(
+        &self,
+        config: &Config,
+        registry: &Registry,
+    ) -> Result<(Source, Option<(ZkDetector, MastersRx)>), AgentError> {
+        let m = &config.mesos_dns;
+        let (mut poller, mut zk) = (MasterPoller::new(m)?, None);
+        if !m.zk.is_empty() {
+            let url = ZkUrl::parse(&m.zk).map_err(|reason| ConfigError::InvalidZk {
+                value: m.zk.clone(),
+                reason,
+            })?;
+            let (detector, detected) = ZkDetector::new(url, m.zk_detection_timeout, registry)?;
+            poller = poller.with_detected(detected.clone());
+            zk = Some((detector, detected));
+        }
+        let last_known = LastKnown::new(&config.node.state_dir).map(Arc::new);
+        Ok((Source::Master(poller, self.sink.clone(), last_known), zk))
     }
 }
 

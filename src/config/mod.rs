@@ -23,8 +23,8 @@ pub use api::{ApiSettings, TokenSettings};
 pub use endpoints::Endpoints;
 pub use mesos_dns::{MesosCredentials, MesosDnsConfig};
 pub use native::{
-    ClusterSettings, DnsSettings, LogSettings, MesosAgentSettings, NativeConfig, NodeSettings,
-    VipSettings,
+    ClusterSettings, DnsSettings, LogSettings, MesosAgentSettings, MesosMasterSettings,
+    NativeConfig, NodeSettings, VipSettings,
 };
 pub use values::{DataPlaneMode, LogFormat, Seed, XdpMode};
 

@@ -3,7 +3,7 @@
 //! It holds every Mesos-DNS setting in `[mesos_dns]`, under the snake_case names of
 //! [`MesosDnsConfig`], with the same defaults and the same validation as `config.json` (both
 //! formats go through [`MesosDnsConfig::validate`]). Beacon's additions live in `[dns]`,
-//! `[mesos_agent]`, `[node]`, `[cluster]`, `[vip]`, `[api]` and `[log]`. Unlike `config.json`, unknown keys are
+//! `[mesos_master]`, `[mesos_agent]`, `[node]`, `[cluster]`, `[vip]`, `[api]` and `[log]`. Unlike `config.json`, unknown keys are
 //! errors: a typo in a file written for Beacon should not be silently ignored. Every key is
 //! optional, except that a node needs somewhere to get tasks from: `masters`, a `[mesos_agent]`
 //! address, or a `[cluster]` to join (whose registrations it serves).
@@ -32,6 +32,8 @@ pub struct NativeConfig {
     pub mesos_dns: MesosDnsConfig,
     /// `[dns]`: Beacon's DNS server settings.
     pub dns: DnsSettings,
+    /// `[mesos_master]`: how the Mesos master is followed.
+    pub mesos_master: MesosMasterSettings,
     /// `[mesos_agent]`: the local Mesos agent.
     pub mesos_agent: MesosAgentSettings,
     /// `[node]`: this node.
@@ -44,6 +46,23 @@ pub struct NativeConfig {
     pub api: ApiSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
+}
+
+/// `[mesos_master]`: how the Mesos master (`masters` or `zk` in `[mesos_dns]`) is followed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MesosMasterSettings {
+    /// Follow the master's v1 event stream (SUBSCRIBE) instead of polling `/master/state`
+    /// every `refresh_seconds`: a new task is named within a fraction of a second, and the
+    /// master sends changes instead of its whole state. A master without the v1 API is polled.
+    /// On by default, with `config.json` too: the answers are the same either way.
+    pub events: bool,
+}
+
+impl Default for MesosMasterSettings {
+    fn default() -> Self {
+        Self { events: true }
+    }
 }
 
 /// `[mesos_agent]`: the local Mesos agent, polled for the tasks this node runs. Off while

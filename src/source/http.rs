@@ -40,11 +40,30 @@ pub struct MesosClient {
     /// `http` or `https`.
     pub scheme: &'static str,
     auth: Option<(String, String)>,
+    /// Counts the body bytes read, when set (what a source costs the master).
+    read: Option<prometheus::IntCounter>,
 }
 
 impl MesosClient {
-    /// A client with the TLS and authentication settings of `config`.
+    /// A client with the TLS and authentication settings of `config`, whose requests time out
+    /// after `StateTimeoutSeconds`.
     pub fn new(config: &MesosDnsConfig) -> Result<Self, ClientError> {
+        Self::build(config, true)
+    }
+
+    /// The same client for a response that lasts (the event stream): only connecting times
+    /// out; the stream's own heartbeat watchdog notices a silent master.
+    pub fn streaming(config: &MesosDnsConfig) -> Result<Self, ClientError> {
+        Self::build(config, false)
+    }
+
+    /// Counts every body byte read from now on in `read`.
+    pub fn count_bytes(mut self, read: prometheus::IntCounter) -> Self {
+        self.read = Some(read);
+        self
+    }
+
+    fn build(config: &MesosDnsConfig, total_timeout: bool) -> Result<Self, ClientError> {
         let auth = match config.mesos_authentication.as_str() {
             "" => None,
             "basic" => Some((
@@ -54,8 +73,11 @@ impl MesosClient {
             other => return Err(ClientError::UnsupportedAuth(other.to_string())),
         };
         let timeout = Duration::from_secs(config.state_timeout_seconds.max(1));
-        let builder = reqwest::Client::builder()
-            .timeout(timeout)
+        let mut builder = reqwest::Client::builder();
+        if total_timeout {
+            builder = builder.timeout(timeout);
+        }
+        let builder = builder
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .no_proxy()
             .user_agent("Mesos-DNS")
@@ -72,6 +94,7 @@ impl MesosClient {
                 "http"
             },
             auth,
+            read: None,
         })
     }
 
@@ -97,7 +120,35 @@ impl MesosClient {
             return Err(err(status.to_string()));
         }
         let body = resp.bytes().await.map_err(|e| err(error_chain(&e)))?;
+        self.counted(body.len());
         Ok(Some(body.to_vec()))
+    }
+
+    /// POSTs a v1 operator API call (`{"type": ...}` as JSON) and returns the response,
+    /// whatever its status, for the caller to read (as a whole, or as a stream).
+    pub async fn post_v1(
+        &self,
+        url: &str,
+        body: &'static str,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut req = (self.client.post(url))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(body);
+        if let Some((user, pass)) = &self.auth {
+            req = req.basic_auth(user, Some(pass));
+        }
+        req.send().await.map_err(|e| FetchError::Http {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })
+    }
+
+    /// Adds `n` to the bytes-read counter.
+    pub fn counted(&self, n: usize) {
+        if let Some(read) = &self.read {
+            read.inc_by(n as u64);
+        }
     }
 }
 
@@ -147,7 +198,7 @@ fn tls_config(config: &MesosDnsConfig) -> Result<rustls::ClientConfig, ClientErr
 }
 
 /// An error with its causes, on one line: reqwest's top-level message alone rarely says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -42,18 +42,36 @@ impl MasterPoller {
         self
     }
 
+    /// The HTTP client, for other documents from the same masters.
+    pub fn client(&self) -> &MesosClient {
+        &self.client
+    }
+
+    /// Counts the bytes read from the masters in `read`.
+    pub fn count_bytes(mut self, read: prometheus::IntCounter) -> Self {
+        self.client = self.client.count_bytes(read);
+        self
+    }
+
+    /// The masters ZooKeeper names now, and every master to try in order: those, then the
+    /// configured ones. An error when there is none.
+    pub fn candidates(&self) -> Result<(Vec<String>, Vec<String>), FetchError> {
+        let detected = (self.detected.as_ref()).map_or_else(Vec::new, |rx| rx.borrow().clone());
+        let fallback = self.masters.iter().filter(|m| !detected.contains(m));
+        let candidates: Vec<String> = detected.iter().chain(fallback).cloned().collect();
+        match candidates.is_empty() {
+            true => Err(FetchError::NoMasterKnown),
+            false => Ok((detected, candidates)),
+        }
+    }
+
     /// Fetches the leader's state: the first master that answers, redirected to the leader it
     /// names, with every hostname the records need resolved. The catalog carries the masters
     /// ZooKeeper named, for `master` and `masterN`.
     pub async fn fetch(&self) -> Result<Catalog, FetchError> {
-        let detected = (self.detected.as_ref()).map_or_else(Vec::new, |rx| rx.borrow().clone());
-        let fallback = self.masters.iter().filter(|m| !detected.contains(m));
-        let candidates: Vec<&String> = detected.iter().chain(fallback).collect();
-        if candidates.is_empty() {
-            return Err(FetchError::NoMasterKnown);
-        }
+        let (detected, candidates) = self.candidates()?;
         let mut errors = Vec::new();
-        for master in candidates {
+        for master in &candidates {
             match self.fetch_via(master).await {
                 Ok(mut catalog) => {
                     catalog.masters.clone_from(&detected);

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod master;
 pub mod mesos_agent;
+pub mod stream;
 pub mod zk;
 
 use std::net::{IpAddr, SocketAddr};

@@ -13,6 +13,7 @@ mod registrations;
 mod revocation;
 mod robustness;
 mod signed;
+mod stream;
 mod support;
 mod trust;
 mod ui;

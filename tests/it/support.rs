@@ -67,7 +67,7 @@ impl Drop for Proc {
     }
 }
 
-fn beacon() -> Command {
+pub(crate) fn beacon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     if std::env::var_os("BEACON_TEST_LOG").is_none() {
@@ -90,12 +90,22 @@ impl FakeMaster {
 
     /// A fake master on a given loopback address.
     pub(crate) fn start_on(dir: &TempDir, state: &[u8], addr: SocketAddr) -> Self {
+        Self::start_with_on(dir, state, addr, &[])
+    }
+
+    /// A fake master with more `beacon fake-master` options.
+    pub(crate) fn start_with(dir: &TempDir, state: &[u8], options: &[&str]) -> Self {
+        Self::start_with_on(dir, state, ([127, 0, 0, 1], free_port()).into(), options)
+    }
+
+    fn start_with_on(dir: &TempDir, state: &[u8], addr: SocketAddr, options: &[&str]) -> Self {
         let path = dir.path(&format!("state-{}.json", addr.ip()));
         std::fs::write(&path, state).unwrap();
         let child = beacon()
             .args(["fake-master", "--state"])
             .arg(&path)
             .args(["--listen", &addr.to_string()])
+            .args(options)
             .spawn()
             .unwrap();
         let proc = Proc(child);
@@ -109,6 +119,11 @@ impl FakeMaster {
             state: path,
             _proc: proc,
         }
+    }
+
+    /// The fake master's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self._proc.0.id()
     }
 
     /// Replaces the served state, atomically, and waits until it is served.

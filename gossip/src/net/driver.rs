@@ -235,31 +235,33 @@ impl Driver {
 
     /// Sends the leave to every live member and waits for the sends, then closes the endpoint.
     ///
-    /// Each leave is sent twice, [`LEAVE_RESEND`] apart: a connection to a peer that restarted
-    /// since we last spoke is dead, and the first datagram on it only earns a stateless reset.
-    /// The second goes over a fresh connection. A peer that missed its leave would learn it
-    /// second-hand, and then show us as failed, not left. foca ignores the duplicate.
+    /// Each leave goes twice: over the connection we hold, and over a fresh one. A peer that
+    /// restarted since we last spoke holds no state for the old connection, which delivers
+    /// nothing (it only earns a stateless reset), and a peer that missed its leave learns it
+    /// second-hand and then shows us as failed, not left. foca ignores the duplicate.
     async fn leave(&mut self) {
         self.node.leave(Instant::now());
-        let mut leaves = Vec::new();
+        let mut sends = JoinSet::new();
         while let Some(t) = self.node.poll_transmit() {
-            leaves.push((t.to, Bytes::from(t.bytes)));
-        }
-        let send_all = |leaves: &[(NodeId, Bytes)]| {
-            let mut sends = JoinSet::new();
-            for (to, bytes) in leaves.iter().cloned() {
-                let transport = self.transport.clone();
+            let bytes = Bytes::from(t.bytes);
+            for fresh in [false, true] {
+                let (transport, to, bytes) = (self.transport.clone(), t.to.clone(), bytes.clone());
                 sends.spawn(async move {
-                    let _ = transport.send_datagram(to.addr(), to.name(), bytes).await;
+                    let sent = match fresh {
+                        false => transport.send_datagram(to.addr(), to.name(), bytes).await,
+                        true => {
+                            transport
+                                .send_datagram_fresh(to.addr(), to.name(), bytes)
+                                .await
+                        }
+                    };
+                    if let Err(error) = sent {
+                        tracing::debug!(peer = to.name(), fresh, %error, "leave not sent");
+                    }
                 });
             }
-            async move { while sends.join_next().await.is_some() {} }
-        };
-        let all_sent = async {
-            send_all(&leaves).await;
-            tokio::time::sleep(LEAVE_RESEND).await;
-            send_all(&leaves).await;
-        };
+        }
+        let all_sent = async { while sends.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(LEAVE_WAIT, all_sent).await;
         self.transport.close(LEAVE_WAIT).await;
     }
@@ -408,9 +410,6 @@ impl Driver {
 /// How long a leaving node waits for its leave datagrams to be sent, and then for its
 /// connections to close.
 const LEAVE_WAIT: Duration = Duration::from_secs(1);
-
-/// The pause before a leaving node sends its leave again (see `Driver::leave`).
-const LEAVE_RESEND: Duration = Duration::from_millis(50);
 
 fn wall_millis() -> u64 {
     SystemTime::now()

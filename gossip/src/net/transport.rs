@@ -186,6 +186,18 @@ impl Transport {
         })
     }
 
+    /// Sends a SWIM packet to `peer` over a new connection, which replaces the one held: for
+    /// a packet that must not be lost to a connection the peer forgot by restarting.
+    pub async fn send_datagram_fresh(
+        &self,
+        peer: SocketAddr,
+        name: &str,
+        bytes: Bytes,
+    ) -> Result<(), TransportError> {
+        self.forget(peer, name);
+        self.send_datagram(peer, name, bytes).await
+    }
+
     /// Sends a sync request to `peer` and reads its response.
     pub async fn sync(
         &self,
