@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,7 @@ def parse_args(argv):
     p.add_argument("--tasks", type=int, default=100, help="new tasks to time")
     p.add_argument("--every", type=float, default=0.5, help="seconds between new tasks")
     p.add_argument("--refresh", type=int, default=60, help="RefreshSeconds of the pollers")
+    p.add_argument("--agents", type=int, default=AGENTS, help="agents per group")
     p.add_argument("--max-seconds", type=int, default=600)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
@@ -126,34 +128,46 @@ def answered(agent, name):
     return bool(r and r["rcode"] == "NOERROR" and r.get("answers"))
 
 
+def watch_group(agents, added, times, done, deadline):
+    """Records, for each added task, when every agent of the group first answers it."""
+    left = {}
+    while time.monotonic() < deadline:
+        for name in list(added):
+            if name not in left and name not in times:
+                left[name] = set(range(len(agents)))
+        if done.is_set() and not left:
+            return
+        for name in list(left):
+            for k in list(left[name]):
+                if answered(agents[k], name):
+                    left[name].discard(k)
+            if not left[name]:
+                times[name] = time.monotonic() - added[name]
+                del left[name]
+        time.sleep(0.002)
+
+
 def measure(args, state, path, groups, deadline):
-    """Adds the tasks and returns, per group, each task's time until all its agents answer."""
-    added, pending = {}, {}
-    times = {g: [] for g in groups}
-    next_add, i = time.monotonic(), 0
-    while (i < args.tasks or pending) and time.monotonic() < deadline:
-        now = time.monotonic()
-        if i < args.tasks and now >= next_add:
-            name = new_task(state, i)
-            write_state(path, state)
-            added[name] = time.monotonic()
-            pending[name] = {g: set(range(AGENTS)) for g in groups}
-            i, next_add = i + 1, now + args.every
-        for name in list(pending):
-            for g, agents in groups.items():
-                left = pending[name].get(g)
-                if left is None:
-                    continue
-                for k in list(left):
-                    if answered(agents[k], name):
-                        left.discard(k)
-                if not left:
-                    times[g].append(time.monotonic() - added[name])
-                    del pending[name][g]
-            if not pending[name]:
-                del pending[name]
-        time.sleep(0.005)
-    return times, len(pending)
+    """Adds the tasks; one thread per group watches its agents. Returns, per group, each task's
+    time until all its agents answer, and how many were never answered everywhere."""
+    added, done = {}, threading.Event()
+    times = {g: {} for g in groups}
+    watchers = [threading.Thread(target=watch_group, args=(agents, added, times[g], done, deadline))
+                for g, agents in groups.items()]
+    for w in watchers:
+        w.start()
+    for i in range(args.tasks):
+        if time.monotonic() >= deadline:
+            break
+        name = new_task(state, i)
+        write_state(path, state)
+        added[name] = time.monotonic()
+        time.sleep(args.every)
+    done.set()
+    for w in watchers:
+        w.join()
+    unanswered = sum(len(added) - len(t) for t in times.values())
+    return {g: list(t.values()) for g, t in times.items()}, unanswered
 
 
 def bytes_read(agents):
@@ -162,16 +176,28 @@ def bytes_read(agents):
                for a in agents) / len(agents)
 
 
+def publish_ms(agents):
+    """Mean time per catalog update (fetch or events, generation, zone swap) of a group."""
+    total = count = 0.0
+    for a in agents:
+        url = f"http://127.0.0.1:{a['http']}/metrics"
+        total += dnsbench.metric(url, "beacon_catalog_refresh_seconds_sum")
+        count += dnsbench.metric(url, "beacon_catalog_refresh_seconds_count")
+    return 1000 * total / count if count else 0.0
+
+
 def report(times, unanswered, minutes, groups, read_before):
-    print(f"{'group':<10} {'tasks':>5} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'KiB/min/agent':>14}")
+    print(f"{'group':<10} {'tasks':>5} {'p50 s':>8} {'p99 s':>8} {'max s':>8} "
+          f"{'KiB/min/agent':>14} {'ms/update':>10}")
     for g, ts in times.items():
         ts = sorted(ts)
         kib = (bytes_read(groups[g]) - read_before[g]) / 1024 / minutes
+        cost = publish_ms(groups[g])
         if ts:
             print(f"{g:<10} {len(ts):>5} {dnsbench.percentile(ts, 50):>8.3f} "
-                  f"{dnsbench.percentile(ts, 99):>8.3f} {ts[-1]:>8.3f} {kib:>14.0f}")
+                  f"{dnsbench.percentile(ts, 99):>8.3f} {ts[-1]:>8.3f} {kib:>14.0f} {cost:>10.0f}")
         else:
-            print(f"{g:<10} {0:>5} {'-':>8} {'-':>8} {'-':>8} {kib:>14.0f}")
+            print(f"{g:<10} {0:>5} {'-':>8} {'-':>8} {'-':>8} {kib:>14.0f} {cost:>10.0f}")
     if unanswered:
         print(f"{unanswered} tasks not answered everywhere before the deadline")
 
@@ -194,9 +220,10 @@ def main(argv):
                             f"127.0.0.1:{port}"], "master.log")
         dnsbench.wait_http(f"http://127.0.0.1:{port}/master/state-summary", 30, master.pid)
         groups = {
-            "stream": [start_agent(run, f"stream{k}", port, True, args.refresh) for k in range(AGENTS)],
+            "stream": [start_agent(run, f"stream{k}", port, True, args.refresh)
+                       for k in range(args.agents)],
             f"poll{args.refresh}s": [start_agent(run, f"poll{k}", port, False, args.refresh)
-                                     for k in range(AGENTS)],
+                                     for k in range(args.agents)],
         }
         for agents in groups.values():
             for a in agents:
@@ -206,7 +233,7 @@ def main(argv):
         times, unanswered = measure(args, state, path, groups, deadline)
         minutes = (time.monotonic() - start) / 60
         print(f"state {args.state_tasks} tasks; {args.tasks} new tasks, one every {args.every} s; "
-              f"{AGENTS} agents per group; {minutes * 60:.0f} s measured")
+              f"{args.agents} agents per group; {minutes * 60:.0f} s measured")
         report(times, unanswered, minutes, groups, read_before)
     finally:
         run.stop()

@@ -22,6 +22,7 @@ fn main() {
         ns_name: "ns1.mesos.".into(),
         ns_ips: Vec::new(),
         enumerate: false,
+        healthy_only: false,
     };
     for round in 0..5 {
         let t = Instant::now();

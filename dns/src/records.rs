@@ -59,6 +59,9 @@ pub struct GeneratorConfig {
     /// Whether to record which task inserted which record ([`RecordSet::enumeration`]): only
     /// `/v1/enumerate` needs it, and it doubles the set's memory.
     pub enumerate: bool,
+    /// Leaves out tasks whose latest health check failed (`[dns] healthy_only`; Mesos-DNS
+    /// names them, and so does Beacon by default).
+    pub healthy_only: bool,
 }
 
 /// An SRV value: target and port. Priority and weight come from the serving configuration.
@@ -346,7 +349,9 @@ impl Generator<'_> {
                 name: fw.name.clone(),
                 tasks: Vec::new(),
             };
-            for task in fw.tasks.iter().filter(|t| t.is_running()) {
+            let healthy_only = self.config.healthy_only;
+            let served = |t: &&Task| t.is_running() && !(healthy_only && t.is_unhealthy());
+            for task in fw.tasks.iter().filter(served) {
                 // A Mesos task needs a known agent (Mesos-DNS skips the others); a registration
                 // brings its own addresses and has no agent.
                 let agent_ips = match self.catalog.agent(&task.agent_id) {

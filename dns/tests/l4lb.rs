@@ -212,6 +212,7 @@ fn publishing_vips_keeps_the_mesos_answers() {
             ns_name: "ns1.mesos.".into(),
             ns_ips: Vec::new(),
             enumerate: false,
+            healthy_only: false,
         },
     );
     let zone = Zone::new(&records, zone_config()).unwrap();

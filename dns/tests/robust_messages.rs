@@ -84,6 +84,7 @@ fn fixture_records() -> RecordSet {
             ns_name: "ns1.mesos.".into(),
             ns_ips: vec!["127.0.0.1".parse().unwrap()],
             enumerate: false,
+            healthy_only: false,
         },
     )
 }

@@ -399,7 +399,7 @@ pub async fn run(args: &FakeMasterArgs) -> Result<(), BoxError> {
     );
     let watch = async {
         loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
             let now = modified(&args.state);
             if now != seen {
                 seen = now;

@@ -298,6 +298,10 @@ pub struct DnsSettings {
     pub forward_allow: Vec<IpNet>,
     /// Also allow forwarding for the networks of this node's interfaces. Default true.
     pub forward_allow_interfaces: bool,
+    /// Leave a task whose latest health check failed out of its A, AAAA and SRV answers (as
+    /// the VIPs already drain it; Consul's `only_passing`). Default false: Mesos-DNS names
+    /// every running task, healthy or not.
+    pub healthy_only: bool,
 }
 
 impl Default for DnsSettings {
@@ -326,6 +330,7 @@ impl Default for DnsSettings {
             .filter_map(|net| net.parse().ok())
             .collect(),
             forward_allow_interfaces: true,
+            healthy_only: false,
         }
     }
 }

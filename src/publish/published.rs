@@ -78,6 +78,7 @@ impl Publisher {
             ns_name: m.soa_mname.clone(),
             ns_ips,
             enumerate: false,
+            healthy_only: config.dns.healthy_only,
         };
         let zone = ZoneConfig {
             domain: m.domain.clone(),

@@ -48,6 +48,7 @@ fn config_from(v: &Value) -> GeneratorConfig {
         ns_name: v["SOAMname"].as_str().unwrap().to_string(),
         ns_ips: vec![v["listener"].as_str().unwrap().parse().unwrap()],
         enumerate: true,
+        healthy_only: false,
     }
 }
 
@@ -136,6 +137,7 @@ fn master_record_table() {
             masters: serde_json::from_value(case["masters"].clone()).unwrap(),
             ns_name: "ns1.foo.com.".into(),
             enumerate: false,
+            healthy_only: false,
             ns_ips: vec![],
         };
         let mut generator = Generator {
@@ -269,4 +271,57 @@ fn hash_and_tail() {
     assert_eq!(hash_string("test"), "iffe9");
     assert_eq!(agent_id_tail("20140803-125133-3041283216-5050-2410-0"), "0");
     assert_eq!(agent_id_tail("abc-S3"), "s3");
+}
+
+/// `healthy_only` leaves out a running task whose latest health check failed, and nothing else;
+/// off (the default), the records are Mesos-DNS's.
+#[test]
+fn healthy_only_leaves_out_failed_health_checks() {
+    let golden_dir = format!("{CONFORMANCE}/golden-records");
+    let first = std::fs::read_dir(golden_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let golden: Value = serde_json::from_slice(&std::fs::read(first.path()).unwrap()).unwrap();
+    let mut catalog = fake_catalog(golden["Config"]["leader"].as_str().unwrap());
+    let config = config_from(&golden["Config"]);
+    // Every running instance of the first plain task's name fails its health check.
+    let fw = (catalog.frameworks.iter_mut())
+        .find(|fw| {
+            fw.tasks
+                .iter()
+                .any(|t| t.is_running() && t.discovery.is_none())
+        })
+        .unwrap();
+    let task_name = (fw
+        .tasks
+        .iter()
+        .find(|t| t.is_running() && t.discovery.is_none()))
+    .map(|t| t.name.clone())
+    .unwrap();
+    let name = format!(
+        "{}.{}.mesos.",
+        config.spec.label(&task_name),
+        config.spec.domain_frag(&fw.name)
+    );
+    for task in fw
+        .tasks
+        .iter_mut()
+        .filter(|t| t.name == task_name && t.is_running())
+    {
+        let mut failed = task.statuses.last().cloned().unwrap();
+        (failed.timestamp, failed.healthy) = (f64::MAX, Some(false));
+        task.statuses.push(failed);
+    }
+    let served = |healthy_only: bool| {
+        let config = GeneratorConfig {
+            healthy_only,
+            ..config.clone()
+        };
+        let records = as_strings(&generate(&catalog, &config));
+        records["A"].contains_key(&name)
+    };
+    assert!(served(false), "{name}: Mesos-DNS names unhealthy tasks");
+    assert!(!served(true), "{name}: left out with healthy_only");
 }

@@ -26,6 +26,7 @@ fn zone(apex_nodata: bool, ptr_records: bool) -> Zone {
             ns_name: "ns1.mesos.".into(),
             ns_ips: vec!["127.0.0.1".parse().unwrap()],
             enumerate: false,
+            healthy_only: false,
         },
     );
     let config = ZoneConfig {
@@ -266,6 +267,7 @@ mod overlay_equivalence {
                     ns_name: "ns1.mesos.".into(),
                     ns_ips: vec!["127.0.0.1".parse().unwrap()],
                     enumerate: false,
+                    healthy_only: false,
                 })
             };
             let mut regs: BTreeMap<usize, RecordSet> = BTreeMap::new();
