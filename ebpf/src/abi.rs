@@ -56,6 +56,11 @@ pub const BACKEND_F_REMOVED: u8 = 1 << 1;
 /// `bpf_sock_destroy` kfunc.
 pub const KFUNC_SOCK_DESTROY_MAGIC: u32 = 0x7eac_0de5;
 
+/// Layout version of the maps userspace pins ([`maps::PINNED`]), stored in [`maps::ABI`]. Bump it
+/// whenever a pinned map's key, value, size or meaning changes: a starting agent adopts pinned
+/// maps only when their version is this one (and their shapes match the object's).
+pub const MAPS_ABI_VERSION: u32 = 1;
+
 /// Map names in the object.
 pub mod maps {
     /// `HASH` [`super::VipKey`] → [`super::VipInfo`]. Userspace writes.
@@ -88,6 +93,27 @@ pub mod maps {
     pub const BACKEND_STATS: &str = "beacon_backend_stats";
     /// `PERCPU_ARRAY` [`super::Stat`] → `u64`.
     pub const STATS: &str = "beacon_stats";
+    /// `ARRAY` `u32` → `u32`, one entry: [`super::MAPS_ABI_VERSION`] of the pinned maps.
+    /// Userspace only; no program reads it.
+    pub const ABI: &str = "beacon_abi";
+
+    /// Every map that outlives the agent when pinned: all but the object's `.rodata` (load-time
+    /// configuration, which belongs to each load).
+    pub const PINNED: [&str; 13] = [
+        VIPS,
+        VIP_SLOTS,
+        RINGS,
+        BACKENDS,
+        FLOWS,
+        REVNAT,
+        REVNAT_FILTER,
+        SOCK_REV,
+        SOCK_CONN,
+        VIP_STATS,
+        BACKEND_STATS,
+        STATS,
+        ABI,
+    ];
 }
 
 /// Program names in the object, with how to attach them (aya 0.14).

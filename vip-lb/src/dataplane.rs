@@ -1,8 +1,13 @@
 //! The running data plane: the loaded programs, the maps they read, and the model of what the
 //! maps hold.
 //!
-//! [`DataPlane::start`] loads and attaches the programs ([`crate::loader`]); dropping the
-//! [`DataPlane`] detaches everything and frees the maps. The maps start empty.
+//! [`DataPlane::start`] loads and attaches the programs ([`crate::loader`]). Without a pin
+//! directory the maps start empty and dropping the [`DataPlane`] detaches everything and frees
+//! the maps. With one ([`crate::pins`]) the maps and links are pinned and outlive it: a start
+//! finds the programs of the previous agent still running on the pinned maps, gives their links
+//! its own programs atomically, and adopts the maps' content as its model of what is programmed
+//! ([`State::adopt`]), so its first [`DataPlane::apply`] writes only what the catalog changed
+//! meanwhile: no moment of empty maps.
 //! [`DataPlane::apply`] plans against the model of what is programmed ([`crate::plan`]) and runs
 //! the plan; [`DataPlane::reconcile`] reads the maps back and repairs drift (dcos-net's 30 s
 //! reconcile, `research/dcos-net.md` §2.5). DNS must publish only [`DataPlane::programmed`]
@@ -11,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::Ebpf;
 use beacon_catalog::vip::VipKey;
@@ -23,6 +28,7 @@ use crate::desired::{Desired, Limits, Skipped};
 use crate::error::DataPlaneError;
 use crate::loader;
 use crate::maps::Maps;
+use crate::pins::{Found, Pins, pin_error};
 use crate::plan::{Op, Plan, State};
 use crate::report::ApplyReport;
 use crate::stats::{BackendStats, Counters, GLOBAL, VipStats};
@@ -56,22 +62,42 @@ impl fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    /// Loads the programs and attaches them as `config` says. The maps start empty.
+    /// Loads the programs and attaches them as `config` says. Without
+    /// [`bpffs_dir`](DataPlaneConfig::bpffs_dir) the maps start empty; with it, maps pinned
+    /// there by an earlier start are adopted (or, of another layout, replaced by empty ones).
     pub fn start(config: &DataPlaneConfig) -> Result<Self, DataPlaneError> {
-        let (mut bpf, sock_destroy) = loader::load_and_attach(config)?;
+        loader::check(config)?;
+        let pinned = match &config.bpffs_dir {
+            Some(dir) => Some(Pins::prepare(dir)?),
+            None => None,
+        };
+        let pins = pinned.as_ref().map(|(pins, _)| pins);
+        let (mut bpf, sock_destroy) = loader::load_and_attach(config, pins)?;
         let udp_destroy = sock_destroy && udp_destroy::load(&mut bpf);
         let maps = Maps::take(&mut bpf)?;
+        let state = match &pinned {
+            Some((_, Found::Adoptable)) => adopt(&maps)?,
+            _ => State::new(Limits::KERNEL),
+        };
+        if let Some(pins) = pins {
+            let abi_map = bpf.take_map(abi::maps::ABI);
+            let abi_map =
+                abi_map.ok_or_else(|| pin_error(&pins.map_path(abi::maps::ABI), &"missing"))?;
+            pins.write_version(abi_map)?;
+        }
         info!(
             cgroup = %config.cgroup.display(),
             socket_lb = config.socket_lb,
             xdp = ?config.xdp_interfaces,
             mode = ?config.xdp_mode,
             udp_destroy,
+            pinned = ?config.bpffs_dir,
+            adopted_vips = state.vips().len(),
             "VIP data plane on"
         );
         Ok(Self {
             maps,
-            state: State::new(Limits::KERNEL),
+            state,
             last: None,
             last_skipped: Vec::new(),
             grace: config.removal_grace,
@@ -80,6 +106,11 @@ impl DataPlane {
             cgroup: config.socket_lb.then(|| config.cgroup.clone()),
             bpf,
         })
+    }
+
+    /// How many kernel VIPs the maps hold (adopted at start, or programmed since).
+    pub fn kernel_vips(&self) -> usize {
+        self.state.vips().len()
     }
 
     /// Moves the maps to `desired` by diffing it against what is programmed (never flushing).
@@ -225,6 +256,16 @@ impl DataPlane {
             self.last_skipped = skipped.to_vec();
         }
     }
+}
+
+/// The model of the pinned maps as they are.
+fn adopt(maps: &Maps) -> Result<State, DataPlaneError> {
+    let snap = maps.snapshot_all(Limits::KERNEL)?;
+    // Generations of free ids restart above anything an earlier run can have given them.
+    let epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32);
+    Ok(State::adopt(Limits::KERNEL, &snap, Instant::now(), epoch))
 }
 
 #[cfg(test)]

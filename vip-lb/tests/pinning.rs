@@ -1,0 +1,154 @@
+//! The data plane outlives its owner: with a pin directory, dropping the `DataPlane` (what a
+//! stop or `kill -9` of the agent amounts to) leaves the programs attached and the maps full; a
+//! new `DataPlane` on the same directory adopts the maps (no write for an unchanged catalog) and
+//! takes over the links; `remove_pinned` detaches and removes everything. Maps of another
+//! layout version are not adopted but replaced.
+//!
+//! Client and backends run in a throw-away cgroup and a network namespace with only loopback,
+//! so a connect to a VIP that is not translated fails there and never leaves the machine. Pins
+//! go to a per-test directory under /sys/fs/bpf, removed even if the test fails.
+//!
+//! Needs root and cgroup v2; under `CI=true` a non-root run fails.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use aya::maps::{Array, Map, MapData};
+use aya::programs::links::PinnedLink;
+use beacon_catalog::vip::Protocol;
+use beacon_ebpf::abi;
+use beacon_vip_lb::{DataPlane, DataPlaneConfig, desired};
+use support::*;
+
+fn start(cg: &Cgroup, pins: &PinDir) -> DataPlane {
+    DataPlane::start(&DataPlaneConfig {
+        cgroup: cg.path().to_path_buf(),
+        bpffs_dir: Some(pins.path().to_path_buf()),
+        ..DataPlaneConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Ids of the links pinned under `pins`.
+fn link_ids(pins: &PinDir) -> BTreeSet<u32> {
+    pins.files("links")
+        .iter()
+        .map(|f| {
+            let link = PinnedLink::from_pin(pins.path().join("links").join(f)).unwrap();
+            aya::programs::links::FdLink::from(link)
+                .info()
+                .unwrap()
+                .id()
+        })
+        .collect()
+}
+
+/// Whether every connect of `n` to `vip` reached a backend.
+fn all_reach(cg: &Cgroup, vip: SocketAddr, n: usize) -> bool {
+    let script = vec![format!("tcp {vip}"); n].join(";");
+    let r = cg.client(&script);
+    r.iter().all(|(_, v)| v.contains("reply=b"))
+}
+
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn a_pinned_data_plane_outlives_its_owner_is_adopted_and_removed() {
+    if client_asked() {
+        return;
+    }
+    require_root("a_pinned_data_plane_outlives_its_owner_is_adopted_and_removed");
+    let cg = Cgroup::new(
+        "a_pinned_data_plane_outlives_its_owner_is_adopted_and_removed",
+        "pin",
+    );
+    let pins = PinDir::new("pin");
+    let b1 = cg.tcp_backend(sa("127.0.0.2:0"), "b1");
+    let b2 = cg.tcp_backend(sa("127.0.0.3:0"), "b2");
+    let web = named_key("/web", Protocol::Tcp, 80);
+    let t = table(vec![(
+        web.clone(),
+        vec![backend(b1, 1, "n1"), backend(b2, 1, "n2")],
+    )]);
+    let vip = SocketAddr::new(named_v4(&t, &web), 80);
+    let want = desired(&t, &t.named_addresses(), &BTreeSet::new());
+
+    let mut first = start(&cg, &pins);
+    first.apply(&want).unwrap();
+    assert!(all_reach(&cg, vip, 4));
+    let maps: BTreeSet<String> = abi::maps::PINNED.iter().map(|m| m.to_string()).collect();
+    assert_eq!(pins.files("maps"), maps);
+    assert_eq!(pins.files("links").len(), abi::programs::SOCK_LB.len());
+    let links = link_ids(&pins);
+    drop(first);
+    assert!(all_reach(&cg, vip, 4), "the data plane outlives its owner");
+
+    let mut second = start(&cg, &pins);
+    assert_eq!(second.kernel_vips(), 1, "the pinned maps are adopted");
+    assert_eq!(link_ids(&pins), links, "the same links, not detached");
+    assert!(all_reach(&cg, vip, 4));
+    let report = second.apply(&want).unwrap();
+    println!("{report:?}");
+    let c = &report.changes;
+    assert_eq!((c.vips_added, c.backends_added, c.ring_slots), (0, 0, 0));
+    assert_eq!((c.vips_removed, c.backends_removed), (0, 0));
+    assert_eq!(second.programmed(), [web].into());
+    assert_eq!(second.reconcile().unwrap().changes.repairs, 0);
+    drop(second);
+
+    let removed = beacon_vip_lb::remove_pinned(pins.path()).unwrap();
+    assert_eq!((removed.links, removed.maps), (links.len(), maps.len()));
+    assert!(!pins.path().exists());
+    let loaded: BTreeSet<u32> = aya::programs::loaded_links()
+        .filter_map(|l| l.ok().map(|l| l.id()))
+        .collect();
+    assert!(loaded.is_disjoint(&links), "links left attached");
+    let r = cg.client(&format!("tcp {vip}"));
+    assert!(r[0].1.starts_with("err="), "nothing translates: {r:?}");
+}
+
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn maps_of_another_layout_version_are_replaced_not_adopted() {
+    if client_asked() {
+        return;
+    }
+    require_root("maps_of_another_layout_version_are_replaced_not_adopted");
+    let cg = Cgroup::new(
+        "maps_of_another_layout_version_are_replaced_not_adopted",
+        "abi",
+    );
+    let pins = PinDir::new("abi");
+    let b1 = cg.tcp_backend(sa("127.0.0.2:0"), "b1");
+    let web = named_key("/web", Protocol::Tcp, 80);
+    let t = table(vec![(web.clone(), vec![backend(b1, 1, "n1")])]);
+    let mut first = start(&cg, &pins);
+    first
+        .apply(&desired(&t, &t.named_addresses(), &BTreeSet::new()))
+        .unwrap();
+    drop(first);
+
+    let version_pin = pins.path().join("maps").join(abi::maps::ABI);
+    let data = MapData::from_pin(&version_pin).unwrap();
+    let mut version: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
+    version.set(0, abi::MAPS_ABI_VERSION + 1, 0).unwrap();
+    drop(version);
+
+    let second = start(&cg, &pins);
+    assert_eq!(
+        second.kernel_vips(),
+        0,
+        "maps of another layout are not adopted"
+    );
+    let data = MapData::from_pin(&version_pin).unwrap();
+    let version: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
+    assert_eq!(version.get(&0, 0).unwrap(), abi::MAPS_ABI_VERSION);
+    assert_eq!(pins.files("links").len(), abi::programs::SOCK_LB.len());
+}
