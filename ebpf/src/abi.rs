@@ -31,6 +31,12 @@ pub const PICK_PROBES: u32 = 4;
 /// `BEACON_REVNAT_FILTER_BITS`: bits of the reply filter ([`maps::REVNAT_FILTER`]).
 pub const REVNAT_FILTER_BITS: u32 = 65536;
 
+/// The named-VIP ranges, where socket LB fails closed (`BEACON_NAMED_V4_*` in `consts.h`): a
+/// connect()/sendmsg() to an address in them that is no VIP is refused with `ECONNREFUSED`.
+pub const NAMED_V4_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(11, 0, 0, 0), 8);
+/// The IPv6 named-VIP range (`BEACON_NAMED_V6_*`).
+pub const NAMED_V6_RANGE: (Ipv6Addr, u8) = (Ipv6Addr::new(0xfd01, 0xc, 0, 0, 0, 0, 0, 0), 64);
+
 /// Address family of an IPv4 [`VipKey`], [`Backend`], ... (`AF_INET`).
 pub const AF_INET: u8 = 2;
 /// Address family of an IPv6 one (`AF_INET6`).
@@ -173,10 +179,12 @@ pub enum Stat {
     SockRevnat,
     /// Connected UDP sockets destroyed by the iterator.
     SockDestroyed,
+    /// connect/sendmsg to an address in the named-VIP ranges that is no VIP: refused.
+    SockRangeRefused,
 }
 
 /// Number of [`Stat`] counters (`BEACON_STAT_MAX`).
-pub const STAT_MAX: u32 = 15;
+pub const STAT_MAX: u32 = 16;
 
 /// `struct vip_key`: one VIP is one (address, port, protocol).
 #[repr(C)]
@@ -562,6 +570,6 @@ mod tests {
 
     #[test]
     fn stat_max_follows_the_last_counter() {
-        assert_eq!(Stat::SockDestroyed as u32 + 1, STAT_MAX);
+        assert_eq!(Stat::SockRangeRefused as u32 + 1, STAT_MAX);
     }
 }

@@ -392,3 +392,44 @@ fn the_data_plane_outlives_a_kill_9_of_the_agent() {
     assert!(!pins.0.exists(), "nothing left pinned");
     assert_eq!(fetch(&cgroup, &ns, &address, 80), "", "nothing attached");
 }
+
+/// `beacon demo` keeps its data plane unpinned: it attaches the socket LB (as root) while it
+/// runs and leaves nothing attached or pinned when it ends (SIGINT, as Ctrl-C).
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn the_demo_leaves_nothing_attached_or_pinned() {
+    require_root("the_demo_leaves_nothing_attached_or_pinned");
+    let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["demo", "--json", "--nodes", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Proc(child);
+    let lines = BufReader::new(demo.0.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let vip = lines.map_while(Result::ok).any(|l| l.contains("\"vip\""));
+        let _ = tx.send(vip);
+    });
+    let vip_on = rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(vip_on, Ok(true), "the demo's data plane is on (as root)");
+    let pid = demo.0.id();
+    let links = cgroup_links_of(pid);
+    assert_eq!(links.len(), 8, "the socket-LB links: {links:?}");
+
+    // SIGINT, to the demo's PID only.
+    // SAFETY: kill has no memory preconditions; the PID is our child's, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while demo.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = loaded_bpf_links().intersection(&links).copied().collect();
+    assert!(left.is_empty(), "links left attached or pinned: {left:?}");
+}

@@ -46,7 +46,9 @@ pub struct DataPlane {
     udp_destroy: bool,
     xdp_interfaces: Vec<String>,
     cgroup: Option<PathBuf>,
-    // Last: dropping the object detaches every link and unloads the programs.
+    /// The pin directory, locked while this data plane runs.
+    pins: Option<Pins>,
+    // Last: dropping the object unloads the programs and, unpinned, detaches every link.
     bpf: Ebpf,
 }
 
@@ -55,6 +57,7 @@ impl fmt::Debug for DataPlane {
         f.debug_struct("DataPlane")
             .field("cgroup", &self.cgroup)
             .field("xdp_interfaces", &self.xdp_interfaces)
+            .field("pinned", &self.pins.as_ref().map(Pins::dir))
             .field("vips", &self.state.vips().len())
             .field("udp_destroy", &self.udp_destroy)
             .finish()
@@ -71,15 +74,18 @@ impl DataPlane {
             Some(dir) => Some(Pins::prepare(dir)?),
             None => None,
         };
-        let pins = pinned.as_ref().map(|(pins, _)| pins);
-        let (mut bpf, sock_destroy) = loader::load_and_attach(config, pins)?;
+        let (pins, found) = match pinned {
+            Some((pins, found)) => (Some(pins), found),
+            None => (None, Found::Nothing),
+        };
+        let (mut bpf, sock_destroy) = loader::load_and_attach(config, pins.as_ref())?;
         let udp_destroy = sock_destroy && udp_destroy::load(&mut bpf);
         let maps = Maps::take(&mut bpf)?;
-        let state = match &pinned {
-            Some((_, Found::Adoptable)) => adopt(&maps)?,
-            _ => State::new(Limits::KERNEL),
+        let state = match found {
+            Found::Adoptable => adopt(&maps)?,
+            Found::Nothing | Found::Replaced => State::new(Limits::KERNEL),
         };
-        if let Some(pins) = pins {
+        if let Some(pins) = &pins {
             let abi_map = bpf.take_map(abi::maps::ABI);
             let abi_map =
                 abi_map.ok_or_else(|| pin_error(&pins.map_path(abi::maps::ABI), &"missing"))?;
@@ -104,6 +110,7 @@ impl DataPlane {
             udp_destroy,
             xdp_interfaces: config.xdp_interfaces.clone(),
             cgroup: config.socket_lb.then(|| config.cgroup.clone()),
+            pins,
             bpf,
         })
     }

@@ -19,7 +19,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -35,10 +35,12 @@ const BPFFS_ROOT: &str = "/sys/fs/bpf";
 /// `BPF_FS_MAGIC` from `<linux/magic.h>`.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-/// The data plane's pin directory.
-#[derive(Clone, Debug)]
+/// The data plane's pin directory, locked (`flock`) for as long as this value lives: one agent
+/// at a time runs a pinned data plane, and [`remove`] refuses while one does.
+#[derive(Debug)]
 pub(crate) struct Pins {
     dir: PathBuf,
+    _lock: Option<fs::File>,
 }
 
 /// What a start found pinned.
@@ -67,8 +69,10 @@ impl Pins {
     /// pinned: maps of another layout are removed (with their links) before anything loads.
     pub(crate) fn prepare(dir: &Path) -> Result<(Self, Found), DataPlaneError> {
         ensure_bpffs(dir)?;
+        fs::create_dir_all(dir).map_err(|e| pin_error(dir, &e))?;
         let pins = Self {
             dir: dir.to_path_buf(),
+            _lock: Some(lock(dir)?),
         };
         for sub in [pins.maps_dir(), pins.links_dir()] {
             fs::create_dir_all(&sub).map_err(|e| pin_error(&sub, &e))?;
@@ -82,7 +86,8 @@ impl Pins {
                     "VIP data plane: the pinned maps cannot be adopted ({why}): removing them and \
                      starting with empty maps; VIP connections fail until the catalog is programmed"
                 );
-                remove(dir)?;
+                remove_unlocked(&pins)?;
+                fs::create_dir_all(dir).map_err(|e| pin_error(dir, &e))?;
                 for sub in [pins.maps_dir(), pins.links_dir()] {
                     fs::create_dir_all(&sub).map_err(|e| pin_error(&sub, &e))?;
                 }
@@ -90,6 +95,11 @@ impl Pins {
             }
         };
         Ok((pins, found))
+    }
+
+    /// The directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where map `name` is pinned.
@@ -166,12 +176,23 @@ impl Pins {
 }
 
 /// Detaches and unpins everything under `dir` that a data plane pinned, and removes the
-/// directories. Nothing pinned (or no `dir`) is not an error. A running agent keeps its map
-/// file descriptors, but its programs no longer run.
+/// directories. Nothing pinned (or no `dir`) is not an error; a data plane running on `dir` (an
+/// agent) is: stop it first.
 pub fn remove(dir: &Path) -> Result<Removed, DataPlaneError> {
+    let lock = match fs::File::open(dir) {
+        Ok(_) => Some(lock(dir)?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(pin_error(dir, &e)),
+    };
     let pins = Pins {
         dir: dir.to_path_buf(),
+        _lock: lock,
     };
+    remove_unlocked(&pins)
+}
+
+/// [`remove`], with the lock held by the caller.
+fn remove_unlocked(pins: &Pins) -> Result<Removed, DataPlaneError> {
     let mut removed = Removed::default();
     for path in pins.links() {
         detach_pinned(&path)?;
@@ -188,9 +209,29 @@ pub fn remove(dir: &Path) -> Result<Removed, DataPlaneError> {
         }
     }
     if removed != Removed::default() {
-        info!(dir = %dir.display(), links = removed.links, maps = removed.maps, "VIP data plane removed");
+        let dir = pins.dir.display();
+        info!(%dir, links = removed.links, maps = removed.maps, "VIP data plane removed");
     }
     Ok(removed)
+}
+
+/// An exclusive `flock` on the directory `dir`, held until the file is closed. Tried for up to
+/// a second: a child forked while an earlier holder had it open keeps the lock until it execs.
+fn lock(dir: &Path) -> Result<fs::File, DataPlaneError> {
+    let file = fs::File::open(dir).map_err(|e| pin_error(dir, &e))?;
+    for _ in 0..50 {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(pin_error(dir, &e));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let busy = "another process runs the data plane pinned here (an agent with the same bpffs_dir)";
+    Err(pin_error(dir, &busy))
 }
 
 /// Detaches the link pinned at `path` (even if other processes hold it) and unpins it.

@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use aya::maps::{Array, Map, MapData};
-use aya::programs::links::PinnedLink;
 use beacon_catalog::vip::Protocol;
 use beacon_ebpf::abi;
 use beacon_vip_lb::{DataPlane, DataPlaneConfig, desired};
@@ -31,25 +30,36 @@ fn start(cg: &Cgroup, pins: &PinDir) -> DataPlane {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Ids of the links pinned under `pins`.
-fn link_ids(pins: &PinDir) -> BTreeSet<u32> {
-    pins.files("links")
-        .iter()
-        .map(|f| {
-            let link = PinnedLink::from_pin(pins.path().join("links").join(f)).unwrap();
-            aya::programs::links::FdLink::from(link)
-                .info()
-                .unwrap()
-                .id()
-        })
-        .collect()
-}
-
 /// Whether every connect of `n` to `vip` reached a backend.
 fn all_reach(cg: &Cgroup, vip: SocketAddr, n: usize) -> bool {
     let script = vec![format!("tcp {vip}"); n].join(";");
     let r = cg.client(&script);
     r.iter().all(|(_, v)| v.contains("reply=b"))
+}
+
+/// While a data plane runs on `pins`, another start and a removal are refused, changing nothing.
+fn a_second_owner_is_refused(cg: &Cgroup, pins: &PinDir, vip: SocketAddr) {
+    let config = DataPlaneConfig {
+        cgroup: cg.path().to_path_buf(),
+        bpffs_dir: Some(pins.path().to_path_buf()),
+        ..DataPlaneConfig::default()
+    };
+    let busy = DataPlane::start(&config).unwrap_err().to_string();
+    assert!(
+        busy.contains("another process runs the data plane"),
+        "{busy}"
+    );
+    let busy = beacon_vip_lb::remove_pinned(pins.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        busy.contains("another process runs the data plane"),
+        "{busy}"
+    );
+    assert!(
+        all_reach(cg, vip, 2),
+        "a refused start or removal changes nothing"
+    );
 }
 
 #[test]
@@ -83,13 +93,21 @@ fn a_pinned_data_plane_outlives_its_owner_is_adopted_and_removed() {
     let maps: BTreeSet<String> = abi::maps::PINNED.iter().map(|m| m.to_string()).collect();
     assert_eq!(pins.files("maps"), maps);
     assert_eq!(pins.files("links").len(), abi::programs::SOCK_LB.len());
-    let links = link_ids(&pins);
+    let links = pins.link_info();
+    a_second_owner_is_refused(&cg, &pins, vip);
     drop(first);
     assert!(all_reach(&cg, vip, 4), "the data plane outlives its owner");
 
     let mut second = start(&cg, &pins);
     assert_eq!(second.kernel_vips(), 1, "the pinned maps are adopted");
-    assert_eq!(link_ids(&pins), links, "the same links, not detached");
+    let after = pins.link_info();
+    for (name, (link, prog)) in &links {
+        assert_eq!(
+            after[name].0, *link,
+            "{name}: the same link, never detached"
+        );
+        assert_ne!(after[name].1, *prog, "{name}: now runs the new program");
+    }
     assert!(all_reach(&cg, vip, 4));
     let report = second.apply(&want).unwrap();
     println!("{report:?}");
@@ -106,7 +124,8 @@ fn a_pinned_data_plane_outlives_its_owner_is_adopted_and_removed() {
     let loaded: BTreeSet<u32> = aya::programs::loaded_links()
         .filter_map(|l| l.ok().map(|l| l.id()))
         .collect();
-    assert!(loaded.is_disjoint(&links), "links left attached");
+    let ids: BTreeSet<u32> = links.values().map(|(link, _)| *link).collect();
+    assert!(loaded.is_disjoint(&ids), "links left attached");
     let r = cg.client(&format!("tcp {vip}"));
     assert!(r[0].1.starts_with("err="), "nothing translates: {r:?}");
 }

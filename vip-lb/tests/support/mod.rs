@@ -303,6 +303,22 @@ impl PinDir {
     }
 }
 
+impl PinDir {
+    /// Each pinned link's (link id, program id), by pin name.
+    pub fn link_info(&self) -> BTreeMap<String, (u32, u32)> {
+        self.files("links")
+            .into_iter()
+            .map(|f| {
+                let pin = aya::programs::links::PinnedLink::from_pin(self.0.join("links").join(&f));
+                let info = aya::programs::links::FdLink::from(pin.unwrap())
+                    .info()
+                    .unwrap();
+                (f, (info.id(), info.program_id()))
+            })
+            .collect()
+    }
+}
+
 impl Drop for PinDir {
     fn drop(&mut self) {
         if let Err(e) = beacon_vip_lb::remove_pinned(&self.0) {
