@@ -48,6 +48,8 @@ pub struct DataPlane {
     cgroup: Option<PathBuf>,
     /// The pin directory, locked while this data plane runs.
     pins: Option<Pins>,
+    /// The maps were adopted and no catalog applied yet.
+    adopted: bool,
     // Last: dropping the object unloads the programs and, unpinned, detaches every link.
     bpf: Ebpf,
 }
@@ -111,6 +113,7 @@ impl DataPlane {
             xdp_interfaces: config.xdp_interfaces.clone(),
             cgroup: config.socket_lb.then(|| config.cgroup.clone()),
             pins,
+            adopted: found == Found::Adoptable,
             bpf,
         })
     }
@@ -135,7 +138,16 @@ impl DataPlane {
         };
         self.run(&plan, &mut report)?;
         report.elapsed = started.elapsed();
-        if report.changed() {
+        if std::mem::take(&mut self.adopted) {
+            let c = &report.changes;
+            info!(
+                writes = report.writes,
+                added = c.vips_added,
+                removed = c.vips_removed,
+                ring_slots = c.ring_slots,
+                "VIP data plane: the adopted maps now hold the catalog"
+            );
+        } else if report.changed() {
             debug!(?report, "VIP data plane applied");
         }
         Ok(report)
