@@ -86,8 +86,8 @@ impl Pins {
                     "VIP data plane: the pinned maps cannot be adopted ({why}): removing them and \
                      starting with empty maps; VIP connections fail until the catalog is programmed"
                 );
-                remove_unlocked(&pins)?;
-                fs::create_dir_all(dir).map_err(|e| pin_error(dir, &e))?;
+                // The directory stays: it is what the lock is on.
+                remove_unlocked(&pins, false)?;
                 for sub in [pins.maps_dir(), pins.links_dir()] {
                     fs::create_dir_all(&sub).map_err(|e| pin_error(&sub, &e))?;
                 }
@@ -188,11 +188,11 @@ pub fn remove(dir: &Path) -> Result<Removed, DataPlaneError> {
         dir: dir.to_path_buf(),
         _lock: lock,
     };
-    remove_unlocked(&pins)
+    remove_unlocked(&pins, true)
 }
 
-/// [`remove`], with the lock held by the caller.
-fn remove_unlocked(pins: &Pins) -> Result<Removed, DataPlaneError> {
+/// [`remove`], with the lock held by the caller; the directory itself only if `whole`.
+fn remove_unlocked(pins: &Pins, whole: bool) -> Result<Removed, DataPlaneError> {
     let mut removed = Removed::default();
     for path in pins.links() {
         detach_pinned(&path)?;
@@ -202,7 +202,11 @@ fn remove_unlocked(pins: &Pins) -> Result<Removed, DataPlaneError> {
         fs::remove_file(&path).map_err(|e| pin_error(&path, &e))?;
         removed.maps += 1;
     }
-    for sub in [pins.links_dir(), pins.maps_dir(), pins.dir.clone()] {
+    let top = whole.then(|| pins.dir.clone());
+    for sub in [Some(pins.links_dir()), Some(pins.maps_dir()), top]
+        .into_iter()
+        .flatten()
+    {
         match fs::remove_dir(&sub) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(pin_error(&sub, &e)),
             _ => {}
