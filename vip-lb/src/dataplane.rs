@@ -7,7 +7,8 @@
 //! finds the programs of the previous agent still running on the pinned maps, gives their links
 //! its own programs atomically, and adopts the maps' content as its model of what is programmed
 //! ([`State::adopt`]), so its first [`DataPlane::apply`] writes only what the catalog changed
-//! meanwhile: no moment of empty maps.
+//! meanwhile: no moment of empty maps. Pinned maps of another layout are not adopted: the old
+//! programs keep them until the first apply has filled new maps, then the links switch.
 //! [`DataPlane::apply`] plans against the model of what is programmed ([`crate::plan`]) and runs
 //! the plan; [`DataPlane::reconcile`] reads the maps back and repairs drift (dcos-net's 30 s
 //! reconcile, `research/dcos-net.md` §2.5). DNS must publish only [`DataPlane::programmed`]
@@ -26,7 +27,7 @@ use tracing::{debug, info, warn};
 use crate::config::DataPlaneConfig;
 use crate::desired::{Desired, Limits, Skipped};
 use crate::error::DataPlaneError;
-use crate::loader;
+use crate::loader::{self, Pending};
 use crate::maps::Maps;
 use crate::pins::{Found, Pins, pin_error};
 use crate::plan::{Op, Plan, State};
@@ -50,6 +51,9 @@ pub struct DataPlane {
     pins: Option<Pins>,
     /// The maps were adopted and no catalog applied yet.
     adopted: bool,
+    /// An upgrade to another map layout: the pinned links still run the old programs on the old
+    /// maps, until the new maps hold a catalog.
+    upgrade: Option<Vec<Pending>>,
     // Last: dropping the object unloads the programs and, unpinned, detaches every link.
     bpf: Ebpf,
 }
@@ -69,7 +73,8 @@ impl fmt::Debug for DataPlane {
 impl DataPlane {
     /// Loads the programs and attaches them as `config` says. Without
     /// [`bpffs_dir`](DataPlaneConfig::bpffs_dir) the maps start empty; with it, maps pinned
-    /// there by an earlier start are adopted (or, of another layout, replaced by empty ones).
+    /// there by an earlier start are adopted; maps of another layout are left serving, and the
+    /// first [`apply`](Self::apply) fills new ones and switches the links over.
     pub fn start(config: &DataPlaneConfig) -> Result<Self, DataPlaneError> {
         loader::check(config)?;
         let pinned = match &config.bpffs_dir {
@@ -80,12 +85,14 @@ impl DataPlane {
             Some((pins, found)) => (Some(pins), found),
             None => (None, Found::Nothing),
         };
-        let (mut bpf, sock_destroy) = loader::load_and_attach(config, pins.as_ref())?;
+        let upgrade = found == Found::Upgrade;
+        let (mut bpf, sock_destroy, pending) =
+            loader::load_and_attach(config, pins.as_ref(), upgrade)?;
         let udp_destroy = sock_destroy && udp_destroy::load(&mut bpf);
         let maps = Maps::take(&mut bpf)?;
         let state = match found {
             Found::Adoptable => adopt(&maps)?,
-            Found::Nothing | Found::Replaced => State::new(Limits::KERNEL),
+            Found::Nothing | Found::Upgrade => State::new(Limits::KERNEL),
         };
         if let Some(pins) = &pins {
             let abi_map = bpf.take_map(abi::maps::ABI);
@@ -114,6 +121,7 @@ impl DataPlane {
             cgroup: config.socket_lb.then(|| config.cgroup.clone()),
             pins,
             adopted: found == Found::Adoptable,
+            upgrade: upgrade.then_some(pending),
             bpf,
         })
     }
@@ -137,6 +145,7 @@ impl DataPlane {
             ..ApplyReport::default()
         };
         self.run(&plan, &mut report)?;
+        self.finish_upgrade()?;
         report.elapsed = started.elapsed();
         if std::mem::take(&mut self.adopted) {
             let c = &report.changes;
@@ -169,6 +178,9 @@ impl DataPlane {
         let snap = self.maps.snapshot(&self.state)?;
         let plan = self.state.repair(&snap, Instant::now(), self.grace);
         self.run(&plan, &mut report)?;
+        if self.last.is_some() {
+            self.finish_upgrade()?;
+        }
         report.elapsed = started.elapsed();
         if report.changes.repairs > 0 {
             warn!(
@@ -235,6 +247,26 @@ impl DataPlane {
     #[doc(hidden)]
     pub fn map_id(&self, name: &str) -> Option<u32> {
         self.maps.id(name)
+    }
+
+    /// Ends an upgrade to another map layout once the new maps hold the catalog: every pinned
+    /// link gets its new program (atomically, one link after the other: a connect may meet the
+    /// new connect program while its recvmsg still runs the old one, for a moment), then the new
+    /// maps take the old ones' place. A failure is retried on the next apply or reconcile.
+    fn finish_upgrade(&mut self) -> Result<(), DataPlaneError> {
+        let (Some(pending), Some(pins)) = (&self.upgrade, &mut self.pins) else {
+            return Ok(());
+        };
+        for link in pending {
+            link.switch()?;
+        }
+        pins.promote()?;
+        self.upgrade = None;
+        info!(
+            version = abi::MAPS_ABI_VERSION,
+            "VIP data plane: switched to the new map layout; the old maps are freed"
+        );
+        Ok(())
     }
 
     /// Runs a plan's operations in order.

@@ -28,24 +28,55 @@ use crate::error::{DataPlaneError, first_line, load_error};
 use crate::pins::{self, Pins, pin_error};
 use crate::syscall::{self, LinkTarget};
 
+/// A pinned link to switch to a new program later (an upgrade to another map layout): its
+/// program must not run before the new maps hold the catalog.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    link: PathBuf,
+    prog: ProgramFd,
+}
+
+impl Pending {
+    /// Switches the link to its new program, atomically.
+    pub(crate) fn switch(&self) -> Result<(), DataPlaneError> {
+        let link = syscall::obj_get(&self.link).map_err(|e| pin_error(&self.link, &e))?;
+        syscall::link_update(link.as_fd(), self.prog.as_fd()).map_err(|e| pin_error(&self.link, &e))
+    }
+}
+
+/// Where programs go, and what a start with pins does with the links it finds.
+struct Attacher<'a> {
+    pins: Option<&'a Pins>,
+    /// Record existing links in `pending` instead of switching them now.
+    defer: bool,
+    pending: Vec<Pending>,
+}
+
 /// Loads the object (on the pinned maps, with `pins`) and attaches the programs. Returns the
-/// object and whether it has the `bpf_sock_destroy` kfunc patched in, which the UDP destroy
-/// iterator needs. Call [`check`] first.
+/// object, whether it has the `bpf_sock_destroy` kfunc patched in (which the UDP destroy
+/// iterator needs), and, with `defer`, the pinned links left on their old programs. Call
+/// [`check`] first.
 pub(crate) fn load_and_attach(
     config: &DataPlaneConfig,
     pins: Option<&Pins>,
-) -> Result<(Ebpf, bool), DataPlaneError> {
+    defer: bool,
+) -> Result<(Ebpf, bool, Vec<Pending>), DataPlaneError> {
     let (mut bpf, sock_destroy) = load_object(pins)?;
     if let Some(pins) = pins {
         detach_unwanted(pins, config)?;
     }
+    let mut attacher = Attacher {
+        pins,
+        defer,
+        pending: Vec::new(),
+    };
     if config.socket_lb {
-        attach_socket_lb(&mut bpf, config, pins)?;
+        attach_socket_lb(&mut bpf, config, &mut attacher)?;
     }
     if !config.xdp_interfaces.is_empty() {
-        attach_packet_path(&mut bpf, config, pins)?;
+        attach_packet_path(&mut bpf, config, &mut attacher)?;
     }
-    Ok((bpf, sock_destroy))
+    Ok((bpf, sock_destroy, attacher.pending))
 }
 
 /// The program `name` of the object, as type `P`.
@@ -131,7 +162,7 @@ fn load_object(pins: Option<&Pins>) -> Result<(Ebpf, bool), DataPlaneError> {
 fn attach_socket_lb(
     bpf: &mut Ebpf,
     config: &DataPlaneConfig,
-    pins: Option<&Pins>,
+    attacher: &mut Attacher<'_>,
 ) -> Result<(), DataPlaneError> {
     let cgroup = File::open(&config.cgroup)
         .map_err(|_| DataPlaneError::CgroupMissing(config.cgroup.clone()))?;
@@ -152,7 +183,7 @@ fn attach_socket_lb(
             },
             hint: "check that the path is a cgroup v2 directory",
         };
-        place(pins, &at, fd.as_fd(), |take| {
+        attacher.place(&at, &fd, |take| {
             let id = prog
                 .attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(|e| at.attach_error(&config.cgroup.display(), &e))?;
@@ -173,7 +204,7 @@ fn attach_socket_lb(
 fn attach_packet_path(
     bpf: &mut Ebpf,
     config: &DataPlaneConfig,
-    pins: Option<&Pins>,
+    attacher: &mut Attacher<'_>,
 ) -> Result<(), DataPlaneError> {
     let xdp: &mut Xdp = program(bpf, abi::programs::XDP_LB)?;
     xdp.load()
@@ -186,7 +217,7 @@ fn attach_packet_path(
             link: if_target(syscall::LINK_TYPE_XDP, iface),
             hint: "try xdp mode generic, or remove the interface from the list",
         };
-        place(pins, &at, fd.as_fd(), |take| {
+        attacher.place(&at, &fd, |take| {
             let id = (xdp.attach(iface, xdp_mode(config.xdp_mode)))
                 .map_err(|e| at.attach_error(iface, &e))?;
             if !take {
@@ -218,7 +249,7 @@ fn attach_packet_path(
             link: if_target(syscall::LINK_TYPE_TCX, iface),
             hint: "the interface needs tc (clsact) support; pinning needs tcx (kernel 6.6)",
         };
-        place(pins, &at, fd.as_fd(), |take| {
+        attacher.place(&at, &fd, |take| {
             let id =
                 (tc.attach(iface, TcAttachType::Egress)).map_err(|e| at.attach_error(iface, &e))?;
             if !take {
@@ -256,38 +287,47 @@ impl Placement<'_> {
     }
 }
 
-/// Puts the loaded program `prog` at `at`. `attach(take)` attaches it and, if `take`, takes
-/// the link out of the object. Without pins the object keeps the link (dropping the object
-/// detaches it). With pins the pinned link for `at` gets `prog` atomically; failing that (or
-/// with none), `attach(true)` attaches it and the link is pinned.
-fn place(
-    pins: Option<&Pins>,
-    at: &Placement<'_>,
-    prog: BorrowedFd<'_>,
-    attach: impl FnOnce(bool) -> Result<Option<FdLink>, DataPlaneError>,
-) -> Result<(), DataPlaneError> {
-    let Some(pins) = pins else {
-        return attach(false).map(drop);
-    };
-    let path = pins.link_path(at.program, at.target);
-    if path.exists() {
-        match take_over(&path, at.link, prog) {
-            Ok(()) => {
-                debug!(link = %path.display(), "pinned link now runs this agent's program");
-                return Ok(());
-            }
-            Err(why) => {
-                warn!(link = %path.display(), "VIP data plane: cannot reuse the pinned link ({why}); attaching anew");
-                pins::detach_pinned(&path)?;
+impl Attacher<'_> {
+    /// Puts the loaded program `prog` at `at`. `attach(take)` attaches it and, if `take`, takes
+    /// the link out of the object. Without pins the object keeps the link (dropping the object
+    /// detaches it). With pins the pinned link for `at` gets `prog` atomically (or, deferring,
+    /// is recorded to get it later); failing that (or with none), `attach(true)` attaches it
+    /// and the link is pinned.
+    fn place(
+        &mut self,
+        at: &Placement<'_>,
+        prog: &ProgramFd,
+        attach: impl FnOnce(bool) -> Result<Option<FdLink>, DataPlaneError>,
+    ) -> Result<(), DataPlaneError> {
+        let Some(pins) = self.pins else {
+            return attach(false).map(drop);
+        };
+        let path = pins.link_path(at.program, at.target);
+        if path.exists() {
+            match take_over(&path, at.link, (!self.defer).then(|| prog.as_fd())) {
+                Ok(()) if self.defer => {
+                    let prog = program_fd(Ok(prog), at.program)?;
+                    self.pending.push(Pending { link: path, prog });
+                    return Ok(());
+                }
+                Ok(()) => {
+                    debug!(link = %path.display(), "pinned link now runs this agent's program");
+                    return Ok(());
+                }
+                Err(why) => {
+                    warn!(link = %path.display(), "VIP data plane: cannot reuse the pinned link ({why}); attaching anew");
+                    pins::detach_pinned(&path)?;
+                }
             }
         }
+        let link = attach(true)?.ok_or_else(|| pin_error(&path, &"no link to pin"))?;
+        link.pin(&path).map_err(|e| pin_error(&path, &e)).map(drop)
     }
-    let link = attach(true)?.ok_or_else(|| pin_error(&path, &"no link to pin"))?;
-    link.pin(&path).map_err(|e| pin_error(&path, &e)).map(drop)
 }
 
-/// Gives the link pinned at `path` the program `prog`, if it is attached to `want`.
-fn take_over(path: &Path, want: LinkTarget, prog: BorrowedFd<'_>) -> Result<(), String> {
+/// Whether the link pinned at `path` is attached to `want`; if so, and given one, gives it the
+/// program `prog`.
+fn take_over(path: &Path, want: LinkTarget, prog: Option<BorrowedFd<'_>>) -> Result<(), String> {
     let link = syscall::obj_get(path).map_err(|e| e.to_string())?;
     let have = syscall::link_target(link.as_fd()).map_err(|e| e.to_string())?;
     if have != want {
@@ -295,7 +335,12 @@ fn take_over(path: &Path, want: LinkTarget, prog: BorrowedFd<'_>) -> Result<(), 
             "it is attached to {have:?}, the config says {want:?}"
         ));
     }
-    syscall::link_update(link.as_fd(), prog).map_err(|e| format!("link update: {e}"))
+    match prog {
+        Some(prog) => {
+            syscall::link_update(link.as_fd(), prog).map_err(|e| format!("link update: {e}"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Detaches pinned links the config no longer names (an interface taken off the list, socket LB

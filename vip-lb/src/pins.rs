@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! maps/<map name>            every map of abi::maps::PINNED (beacon_abi holds the layout version)
+//! maps-next/<map name>       during an upgrade to another layout: the new maps, until promoted
 //! links/<program>@cgroup     the socket-LB programs' cgroup links
 //! links/<program>@<iface>    XDP and tcx links ('.' in an interface name becomes '_')
 //! ```
@@ -13,8 +14,11 @@
 //! descriptor is closed: a stop of any kind leaves balancing running with the last maps. Only
 //! [`remove`] (or unpinning by hand) detaches. Pinned maps are adopted when their layout version
 //! ([`abi::MAPS_ABI_VERSION`] in `maps/beacon_abi`) and their shapes (type, key and value size,
-//! entries, flags) match this build's object; otherwise everything pinned is removed and the
-//! data plane starts empty, which the log says.
+//! entries, flags) match this build's object. Otherwise (an upgrade that changes the layout) the
+//! new object gets new maps in `maps-next`, the old programs keep serving from the old maps, and
+//! once the catalog is programmed in the new maps every pinned link switches to its new program
+//! (`BPF_LINK_UPDATE`, one link after the other) and `maps-next` becomes `maps`
+//! ([`Pins::promote`]).
 
 use std::ffi::CString;
 use std::fs;
@@ -32,6 +36,8 @@ use crate::syscall;
 
 /// Where `/sys/fs/bpf` is mounted when it is not yet (`mount -t bpf bpf /sys/fs/bpf`).
 const BPFFS_ROOT: &str = "/sys/fs/bpf";
+/// Where the maps of another layout go during an upgrade (bpffs names may not hold a '.').
+const MAPS_NEXT: &str = "maps-next";
 /// `BPF_FS_MAGIC` from `<linux/magic.h>`.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
@@ -40,6 +46,8 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 #[derive(Debug)]
 pub(crate) struct Pins {
     dir: PathBuf,
+    /// Loading into `maps-next` (an upgrade to another layout) rather than `maps`.
+    next: bool,
     _lock: Option<fs::File>,
 }
 
@@ -50,8 +58,8 @@ pub(crate) enum Found {
     Nothing,
     /// Maps of this layout: adopt them.
     Adoptable,
-    /// Maps of another layout, now removed: start empty.
-    Replaced,
+    /// Maps of another layout: load beside them, switch over once the catalog is in.
+    Upgrade,
 }
 
 /// What [`remove`] removed.
@@ -70,8 +78,9 @@ impl Pins {
     pub(crate) fn prepare(dir: &Path) -> Result<(Self, Found), DataPlaneError> {
         ensure_bpffs(dir)?;
         fs::create_dir_all(dir).map_err(|e| pin_error(dir, &e))?;
-        let pins = Self {
+        let mut pins = Self {
             dir: dir.to_path_buf(),
+            next: false,
             _lock: Some(lock(dir)?),
         };
         for sub in [pins.maps_dir(), pins.links_dir()] {
@@ -83,15 +92,17 @@ impl Pins {
             Err(why) => {
                 warn!(
                     dir = %dir.display(),
-                    "VIP data plane: the pinned maps cannot be adopted ({why}): removing them and \
-                     starting with empty maps; VIP connections fail until the catalog is programmed"
+                    "VIP data plane: the pinned maps have another layout ({why}): new maps beside \
+                     them; the old ones serve until the catalog is in the new ones, then every \
+                     link switches over"
                 );
-                // The directory stays: it is what the lock is on.
-                remove_unlocked(&pins, false)?;
-                for sub in [pins.maps_dir(), pins.links_dir()] {
-                    fs::create_dir_all(&sub).map_err(|e| pin_error(&sub, &e))?;
+                let next = pins.dir.join(MAPS_NEXT);
+                for path in list(&next) {
+                    fs::remove_file(&path).map_err(|e| pin_error(&path, &e))?;
                 }
-                Found::Replaced
+                fs::create_dir_all(&next).map_err(|e| pin_error(&next, &e))?;
+                pins.next = true;
+                Found::Upgrade
             }
         };
         Ok((pins, found))
@@ -102,9 +113,25 @@ impl Pins {
         &self.dir
     }
 
-    /// Where map `name` is pinned.
+    /// Where map `name` of the object being loaded is pinned (`maps-next` during an upgrade).
     pub(crate) fn map_path(&self, name: &str) -> PathBuf {
-        self.maps_dir().join(name)
+        match self.next {
+            true => self.dir.join(MAPS_NEXT).join(name),
+            false => self.maps_dir().join(name),
+        }
+    }
+
+    /// Ends an upgrade, once every link runs the new programs: the old maps are unpinned (the
+    /// kernel frees them) and `maps-next` becomes `maps`.
+    pub(crate) fn promote(&mut self) -> Result<(), DataPlaneError> {
+        let maps = self.maps_dir();
+        for path in list(&maps) {
+            fs::remove_file(&path).map_err(|e| pin_error(&path, &e))?;
+        }
+        fs::remove_dir(&maps).map_err(|e| pin_error(&maps, &e))?;
+        fs::rename(self.dir.join(MAPS_NEXT), &maps).map_err(|e| pin_error(&maps, &e))?;
+        self.next = false;
+        Ok(())
     }
 
     /// Where the link of `program` on `target` (`cgroup` or an interface) is pinned.
@@ -186,27 +213,25 @@ pub fn remove(dir: &Path) -> Result<Removed, DataPlaneError> {
     };
     let pins = Pins {
         dir: dir.to_path_buf(),
+        next: false,
         _lock: lock,
     };
-    remove_unlocked(&pins, true)
+    remove_unlocked(&pins)
 }
 
-/// [`remove`], with the lock held by the caller; the directory itself only if `whole`.
-fn remove_unlocked(pins: &Pins, whole: bool) -> Result<Removed, DataPlaneError> {
+/// [`remove`], with the lock held by the caller.
+fn remove_unlocked(pins: &Pins) -> Result<Removed, DataPlaneError> {
     let mut removed = Removed::default();
     for path in pins.links() {
         detach_pinned(&path)?;
         removed.links += 1;
     }
-    for path in list(&pins.maps_dir()) {
+    let next = pins.dir.join(MAPS_NEXT);
+    for path in list(&pins.maps_dir()).into_iter().chain(list(&next)) {
         fs::remove_file(&path).map_err(|e| pin_error(&path, &e))?;
         removed.maps += 1;
     }
-    let top = whole.then(|| pins.dir.clone());
-    for sub in [Some(pins.links_dir()), Some(pins.maps_dir()), top]
-        .into_iter()
-        .flatten()
-    {
+    for sub in [pins.links_dir(), pins.maps_dir(), next, pins.dir.clone()] {
         match fs::remove_dir(&sub) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(pin_error(&sub, &e)),
             _ => {}

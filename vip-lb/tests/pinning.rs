@@ -2,7 +2,8 @@
 //! stop or `kill -9` of the agent amounts to) leaves the programs attached and the maps full; a
 //! new `DataPlane` on the same directory adopts the maps (no write for an unchanged catalog) and
 //! takes over the links; `remove_pinned` detaches and removes everything. Maps of another
-//! layout version are not adopted but replaced.
+//! layout version are not adopted: new maps are filled beside them, and the links switch over
+//! once they hold the catalog, without a gap.
 //!
 //! Client and backends run in a throw-away cgroup and a network namespace with only loopback,
 //! so a connect to a VIP that is not translated fails there and never leaves the machine. Pins
@@ -135,39 +136,66 @@ fn a_pinned_data_plane_outlives_its_owner_is_adopted_and_removed() {
     unprivileged,
     ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
 )]
-fn maps_of_another_layout_version_are_replaced_not_adopted() {
+fn maps_of_another_layout_are_upgraded_without_a_gap() {
     if client_asked() {
         return;
     }
-    require_root("maps_of_another_layout_version_are_replaced_not_adopted");
-    let cg = Cgroup::new(
-        "maps_of_another_layout_version_are_replaced_not_adopted",
-        "abi",
-    );
+    require_root("maps_of_another_layout_are_upgraded_without_a_gap");
+    let cg = Cgroup::new("maps_of_another_layout_are_upgraded_without_a_gap", "abi");
     let pins = PinDir::new("abi");
     let b1 = cg.tcp_backend(sa("127.0.0.2:0"), "b1");
     let web = named_key("/web", Protocol::Tcp, 80);
     let t = table(vec![(web.clone(), vec![backend(b1, 1, "n1")])]);
+    let vip = SocketAddr::new(named_v4(&t, &web), 80);
+    let want = desired(&t, &t.named_addresses(), &BTreeSet::new());
     let mut first = start(&cg, &pins);
-    first
-        .apply(&desired(&t, &t.named_addresses(), &BTreeSet::new()))
-        .unwrap();
+    first.apply(&want).unwrap();
     drop(first);
+    // What an agent of another layout version left.
+    set_version(&pins, abi::MAPS_ABI_VERSION + 1);
+    let links = pins.link_info();
 
-    let version_pin = pins.path().join("maps").join(abi::maps::ABI);
-    let data = MapData::from_pin(&version_pin).unwrap();
-    let mut version: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
-    version.set(0, abi::MAPS_ABI_VERSION + 1, 0).unwrap();
-    drop(version);
-
-    let second = start(&cg, &pins);
+    let mut second = start(&cg, &pins);
     assert_eq!(
         second.kernel_vips(),
         0,
         "maps of another layout are not adopted"
     );
-    let data = MapData::from_pin(&version_pin).unwrap();
-    let version: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
-    assert_eq!(version.get(&0, 0).unwrap(), abi::MAPS_ABI_VERSION);
-    assert_eq!(pins.files("links").len(), abi::programs::SOCK_LB.len());
+    assert_eq!(pins.files("maps-next").len(), abi::maps::PINNED.len());
+    assert_eq!(
+        pins.link_info(),
+        links,
+        "the old programs run until the catalog is in"
+    );
+    assert!(all_reach(&cg, vip, 3), "the old maps serve meanwhile");
+    second.apply(&want).unwrap();
+    let after = pins.link_info();
+    for (name, (link, prog)) in &links {
+        assert_eq!(
+            after[name].0, *link,
+            "{name}: the same link, never detached"
+        );
+        assert_ne!(after[name].1, *prog, "{name}: switched to the new program");
+    }
+    assert!(all_reach(&cg, vip, 3), "the new maps serve");
+    assert!(!pins.path().join("maps-next").exists());
+    assert_eq!(version(&pins), abi::MAPS_ABI_VERSION);
+    drop(second);
+    assert_eq!(
+        start(&cg, &pins).kernel_vips(),
+        1,
+        "the new maps are adopted next time"
+    );
+}
+
+fn version(pins: &PinDir) -> u32 {
+    let data = MapData::from_pin(pins.path().join("maps").join(abi::maps::ABI)).unwrap();
+    let array: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
+    array.get(&0, 0).unwrap()
+}
+
+fn set_version(pins: &PinDir, version: u32) {
+    let data = MapData::from_pin(pins.path().join("maps").join(abi::maps::ABI)).unwrap();
+    let mut array: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
+    array.set(0, version, 0).unwrap();
 }
