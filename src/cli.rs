@@ -39,6 +39,9 @@ pub enum Command {
     /// Make write tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the VIP data plane, which outlives the agent (pinned in bpffs).
+    #[command(subcommand)]
+    Dataplane(DataplaneCommand),
     /// Print a shell completion script (e.g. `beacon completions bash > /etc/bash_completion.d/beacon`).
     Completions {
         /// The shell.
@@ -52,6 +55,19 @@ pub enum Command {
 pub enum TokenCommand {
     /// Print a new token's secret (once) and the `[[api.tokens]]` stanza for the agent's file.
     New(TokenNewArgs),
+}
+
+/// `beacon dataplane`.
+#[derive(Debug, Subcommand)]
+pub enum DataplaneCommand {
+    /// Detach the VIP data plane and remove its pinned maps and links (`[vip] bpffs_dir`): VIPs
+    /// are no longer balanced on this node until an agent starts again. Stop the agent first.
+    Remove {
+        /// The agent's configuration file, for its `[vip] bpffs_dir` (default:
+        /// /sys/fs/bpf/beacon).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `beacon token new`: the token's name and scope.

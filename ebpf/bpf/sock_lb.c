@@ -11,7 +11,9 @@
  * The entry points only move fields between the context and a struct sock_dest; lib/sock.h
  * does the work. IPv4-mapped IPv6 destinations (::ffff:a.b.c.d on a dual-stack socket) are
  * looked up as IPv4 VIPs, as the kernel will send IPv4.
- * A VIP without a usable backend fails connect()/sendmsg() with ECONNREFUSED.
+ * A VIP without a usable backend fails connect()/sendmsg() with ECONNREFUSED, and so does any
+ * other address in the named-VIP ranges 11.0.0.0/8 and fd01:c::/64 (fail closed: with the
+ * data plane on, nothing sent to those ranges leaves the node untranslated).
  */
 #include "lib/sock.h"
 
@@ -89,12 +91,10 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, int connect)
 	struct sock_dest dest;
 	int ret;
 
-	if (!l4_supported(ctx->protocol))
-		return SYS_PROCEED;
 	sock4_dest_load(ctx, &dest);
-	vip = sock_vip(&dest);
+	vip = l4_supported(ctx->protocol) ? sock_vip(&dest) : NULL;
 	if (!vip)
-		return SYS_PROCEED;
+		return sock_refuse_unknown(&dest) ? sock_reject(-ECONNREFUSED) : SYS_PROCEED;
 	ret = sock_xlate_fwd(bpf_get_socket_cookie(ctx), vip, &dest, connect,
 			     connect && dest.proto == IPPROTO_UDP);
 	if (ret < 0)
@@ -111,12 +111,10 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, int connect)
 	int mapped;
 	int ret;
 
-	if (!l4_supported(ctx->protocol))
-		return SYS_PROCEED;
 	mapped = sock6_dest_load(ctx, &dest);
-	vip = sock_vip(&dest);
+	vip = l4_supported(ctx->protocol) ? sock_vip(&dest) : NULL;
 	if (!vip)
-		return SYS_PROCEED;
+		return sock_refuse_unknown(&dest) ? sock_reject(-ECONNREFUSED) : SYS_PROCEED;
 	ret = sock_xlate_fwd(bpf_get_socket_cookie(ctx), vip, &dest, connect,
 			     connect && dest.proto == IPPROTO_UDP);
 	if (ret < 0)

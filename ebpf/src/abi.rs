@@ -31,6 +31,12 @@ pub const PICK_PROBES: u32 = 4;
 /// `BEACON_REVNAT_FILTER_BITS`: bits of the reply filter ([`maps::REVNAT_FILTER`]).
 pub const REVNAT_FILTER_BITS: u32 = 65536;
 
+/// The named-VIP ranges, where socket LB fails closed (`BEACON_NAMED_V4_*` in `consts.h`): a
+/// connect()/sendmsg() to an address in them that is no VIP is refused with `ECONNREFUSED`.
+pub const NAMED_V4_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(11, 0, 0, 0), 8);
+/// The IPv6 named-VIP range (`BEACON_NAMED_V6_*`).
+pub const NAMED_V6_RANGE: (Ipv6Addr, u8) = (Ipv6Addr::new(0xfd01, 0xc, 0, 0, 0, 0, 0, 0), 64);
+
 /// Address family of an IPv4 [`VipKey`], [`Backend`], ... (`AF_INET`).
 pub const AF_INET: u8 = 2;
 /// Address family of an IPv6 one (`AF_INET6`).
@@ -55,6 +61,11 @@ pub const BACKEND_F_REMOVED: u8 = 1 << 1;
 /// Immediate of the helper-call stub that [`crate::kfunc`] patches into a call of the
 /// `bpf_sock_destroy` kfunc.
 pub const KFUNC_SOCK_DESTROY_MAGIC: u32 = 0x7eac_0de5;
+
+/// Layout version of the maps userspace pins ([`maps::PINNED`]), stored in [`maps::ABI`]. Bump it
+/// whenever a pinned map's key, value, size or meaning changes: a starting agent adopts pinned
+/// maps only when their version is this one (and their shapes match the object's).
+pub const MAPS_ABI_VERSION: u32 = 1;
 
 /// Map names in the object.
 pub mod maps {
@@ -88,6 +99,27 @@ pub mod maps {
     pub const BACKEND_STATS: &str = "beacon_backend_stats";
     /// `PERCPU_ARRAY` [`super::Stat`] → `u64`.
     pub const STATS: &str = "beacon_stats";
+    /// `ARRAY` `u32` → `u32`, one entry: [`super::MAPS_ABI_VERSION`] of the pinned maps.
+    /// Userspace only; no program reads it.
+    pub const ABI: &str = "beacon_abi";
+
+    /// Every map that outlives the agent when pinned: all but the object's `.rodata` (load-time
+    /// configuration, which belongs to each load).
+    pub const PINNED: [&str; 13] = [
+        VIPS,
+        VIP_SLOTS,
+        RINGS,
+        BACKENDS,
+        FLOWS,
+        REVNAT,
+        REVNAT_FILTER,
+        SOCK_REV,
+        SOCK_CONN,
+        VIP_STATS,
+        BACKEND_STATS,
+        STATS,
+        ABI,
+    ];
 }
 
 /// Program names in the object, with how to attach them (aya 0.14).
@@ -147,10 +179,12 @@ pub enum Stat {
     SockRevnat,
     /// Connected UDP sockets destroyed by the iterator.
     SockDestroyed,
+    /// connect/sendmsg to an address in the named-VIP ranges that is no VIP: refused.
+    SockRangeRefused,
 }
 
 /// Number of [`Stat`] counters (`BEACON_STAT_MAX`).
-pub const STAT_MAX: u32 = 15;
+pub const STAT_MAX: u32 = 16;
 
 /// `struct vip_key`: one VIP is one (address, port, protocol).
 #[repr(C)]
@@ -536,6 +570,6 @@ mod tests {
 
     #[test]
     fn stat_max_follows_the_last_counter() {
-        assert_eq!(Stat::SockDestroyed as u32 + 1, STAT_MAX);
+        assert_eq!(Stat::SockRangeRefused as u32 + 1, STAT_MAX);
     }
 }

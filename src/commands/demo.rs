@@ -60,6 +60,8 @@ pub async fn run(args: &DemoArgs) -> Result<(), BoxError> {
         if i > 1 {
             config.vip = crate::config::VipSettings::off();
         }
+        // Not pinned: the demo's data plane goes when the demo does, however it ends.
+        config.vip.bpffs_dir = std::path::PathBuf::new();
         let agent = Agent::start(config).await?;
         if let (None, Some(addr)) = (&seed, agent.gossip_addr) {
             seed = Some(crate::config::Seed { name, addr });

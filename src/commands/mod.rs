@@ -1,5 +1,6 @@
 //! The subcommands: `agent` runs [`crate::agent::Agent`] until a signal; the rest are here.
 
+pub mod dataplane;
 pub mod demo;
 pub mod fake_master;
 pub mod operator;
@@ -7,7 +8,7 @@ pub mod tls;
 pub mod token;
 
 use crate::agent::Agent;
-use crate::cli::{AgentArgs, Cli, Command, TlsCommand, TokenCommand};
+use crate::cli::{AgentArgs, Cli, Command, DataplaneCommand, TlsCommand, TokenCommand};
 use crate::common::{BoxError, shutdown_signal};
 use crate::config::Config;
 
@@ -32,6 +33,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             // A closed pipe (`| head`) is not an error worth a message.
             let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             Ok(())
+        }
+        Command::Dataplane(DataplaneCommand::Remove { config }) => {
+            dataplane::remove(config.as_deref())
         }
         Command::Token(TokenCommand::New(args)) => {
             token::run(&args);

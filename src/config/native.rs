@@ -125,6 +125,9 @@ pub struct VipSettings {
     /// Time between full reconciles of the BPF maps (`reconcile_secs` in the file).
     #[serde(rename = "reconcile_secs", deserialize_with = "seconds")]
     pub reconcile: Duration,
+    /// Where the data plane's maps and links are pinned (bpffs), so that balancing outlives
+    /// the agent and a restarted agent adopts them; empty: not pinned (a stop detaches).
+    pub bpffs_dir: std::path::PathBuf,
     /// Where registrations may declare IP VIPs (their token must allow it too); empty: nowhere.
     /// Set the same on every node: each node applies it to every node's registrations.
     pub ip_vip_ranges: Vec<IpNet>,
@@ -141,6 +144,7 @@ impl Default for VipSettings {
             xdp_interfaces: Vec::new(),
             xdp_mode: XdpMode::Auto,
             reconcile: Duration::from_secs(30),
+            bpffs_dir: "/sys/fs/bpf/beacon".into(),
             ip_vip_ranges: Vec::new(),
             max_registered_vips: 64,
         }

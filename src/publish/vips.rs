@@ -335,6 +335,7 @@ fn plane_config(settings: &VipSettings) -> beacon_vip_lb::DataPlaneConfig {
             XdpMode::Auto => beacon_vip_lb::XdpModeSetting::Auto,
         },
         reconcile_interval: settings.reconcile,
+        bpffs_dir: (!settings.bpffs_dir.as_os_str().is_empty()).then(|| settings.bpffs_dir.clone()),
         ..defaults
     }
 }

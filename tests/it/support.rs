@@ -316,3 +316,39 @@ pub(crate) fn http_request_with(
         body: raw[split + 4..].to_vec(),
     })
 }
+
+/// The ids of every BPF link the kernel holds (`BPF_LINK_GET_NEXT_ID`), attached or pinned.
+pub(crate) fn loaded_bpf_links() -> std::collections::BTreeSet<u32> {
+    const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut id = 0u32;
+    loop {
+        // union bpf_attr: start_id, next_id.
+        let mut attr = [id, 0u32, 0, 0];
+        // SAFETY: `attr` is a `union bpf_attr` prefix of the size passed.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_GET_NEXT_ID, attr.as_mut_ptr(), 16) };
+        if rc != 0 {
+            return ids;
+        }
+        id = attr[1];
+        ids.insert(id);
+    }
+}
+
+/// The ids of the BPF cgroup links process `pid` holds open (from `/proc/<pid>/fdinfo`).
+pub(crate) fn cgroup_links_of(pid: u32) -> std::collections::BTreeSet<u32> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let files = std::fs::read_dir(&dir).unwrap().flatten();
+    files
+        .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+        .filter(|info| {
+            info.lines()
+                .any(|l| l.starts_with("link_type:") && l.ends_with("cgroup"))
+        })
+        .filter_map(|info| {
+            let line = info.lines().find(|l| l.starts_with("link_id:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .collect()
+}

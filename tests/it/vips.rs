@@ -8,9 +8,11 @@
 //! 11.0.0.0/8 may be routed out of the machine, and a connect the socket LB failed to rewrite
 //! must fail there, not leave.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
@@ -98,6 +100,33 @@ fn start_agent(
     (proc, ([127, 0, 0, 1], dns).into(), http)
 }
 
+/// A bpffs directory for one test's data plane (never the default `/sys/fs/bpf/beacon`):
+/// whatever an agent pinned there is detached and removed when dropped, even if the test fails.
+struct PinDir(PathBuf);
+
+impl PinDir {
+    fn new(short: &str) -> Self {
+        Self(format!("/sys/fs/bpf/beacon-test-{short}-{}", tag()).into())
+    }
+
+    /// `[vip]` lines for an agent whose data plane runs on `cgroup` and pins here.
+    fn vip_config(&self, cgroup: &Cgroup) -> String {
+        format!(
+            "data_plane = \"on\"\ncgroup = \"{}\"\nbpffs_dir = \"{}\"",
+            cgroup.path().display(),
+            self.0.display()
+        )
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        if let Err(e) = beacon_vip_lb::remove_pinned(&self.0) {
+            eprintln!("removing {}: {e}", self.0.display());
+        }
+    }
+}
+
 fn vip_address(dns: std::net::SocketAddr) -> Option<String> {
     let reply = query(dns, NAME, RecordType::A, Ask::UDP);
     reply.answers.iter().find_map(|r| match &r.data {
@@ -123,10 +152,8 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
     ];
     let master_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let master = FakeMaster::start_on(&dir, &state(master_addr, &ports), master_addr);
-    let vip = format!(
-        "data_plane = \"on\"\ncgroup = \"{}\"",
-        cgroup.path().display()
-    );
+    let pins = PinDir::new("it-vips");
+    let vip = pins.vip_config(&cgroup);
     let (_agent, dns, http) = start_agent(&dir, "on", master.addr, &vip);
 
     wait_until("the l4lb name answers", || vip_address(dns).is_some());
@@ -250,4 +277,159 @@ fn without_a_data_plane_discovery_runs_and_vip_names_stay_unpublished() {
         stderr.contains("cannot start the VIP data plane"),
         "{stderr}"
     );
+}
+
+/// A client in `cgroup` and `ns` that connects to `ip:80` every 50 ms, `n` times, and prints one
+/// line per attempt: `R <reply>` (empty when the connect or read failed).
+fn steady_client(cgroup: &Cgroup, ns: &Netns, ip: &str, n: usize) -> Proc {
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec ip netns exec {} bash -c \
+         'for i in $(seq 1 {n}); do \
+            r=$( (exec 3<>/dev/tcp/{ip}/80 && timeout 2 head -n1 <&3) 2>/dev/null ); \
+            echo \"R $r\"; sleep 0.05; \
+          done'",
+        cgroup.path().display(),
+        ns.name()
+    );
+    let child = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Runs `steady_client` across a `kill -9` of the agent and its restart 2 s later; returns
+/// (requests, failed, the VIP's address).
+fn requests_across_kill_9(
+    dir: &TempDir,
+    master: &FakeMaster,
+    cgroup: &Cgroup,
+    ns: &Netns,
+    vip: &str,
+) -> (usize, usize, String) {
+    let (mut agent, dns, _) = start_agent(dir, "kill9", master.addr, vip);
+    wait_until("the l4lb name answers", || vip_address(dns).is_some());
+    let address = vip_address(dns).unwrap();
+    let mut client = steady_client(cgroup, ns, &address, 120);
+    let lines = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut replies = Vec::new();
+    let collect = |until: Instant, replies: &mut Vec<String>| {
+        while let Ok(line) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            replies.push(line.trim_start_matches('R').trim().to_string());
+        }
+    };
+    collect(Instant::now() + Duration::from_secs(1), &mut replies);
+    // kill -9: the agent's PID only.
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    collect(Instant::now() + Duration::from_secs(2), &mut replies);
+    let (_restarted, _, _) = start_agent(dir, "kill9", master.addr, vip);
+    collect(Instant::now() + Duration::from_secs(30), &mut replies);
+    let failed = replies
+        .iter()
+        .filter(|r| !["b1", "b2"].contains(&r.as_str()))
+        .count();
+    (replies.len(), failed, address)
+}
+
+/// Issue 10: the data plane outlives the agent. A client calls a named VIP every 50 ms while the
+/// agent is killed with SIGKILL and started again 2 s later: with the maps and links pinned no
+/// request fails. Unpinned (the data plane dies with the agent, as before) requests fail.
+/// `beacon dataplane remove` then leaves nothing pinned and nothing attached.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn the_data_plane_outlives_a_kill_9_of_the_agent() {
+    require_root("the_data_plane_outlives_a_kill_9_of_the_agent");
+    let dir = TempDir::new("vips-kill9");
+    let cgroup = Cgroup::new("it-kill9");
+    let ns = Netns::new(&format!("beacon-k9-{}", tag()));
+    let ports = [(backend(&ns, "b1"), "web.1"), (backend(&ns, "b2"), "web.2")];
+    let master_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let master = FakeMaster::start_on(&dir, &state(master_addr, &ports), master_addr);
+
+    let unpinned = format!(
+        "data_plane = \"on\"\ncgroup = \"{}\"\nbpffs_dir = \"\"",
+        cgroup.path().display()
+    );
+    let (sent, failed, _) = requests_across_kill_9(&dir, &master, &cgroup, &ns, &unpinned);
+    println!("unpinned: {sent} requests, {failed} failed across kill -9 and restart");
+    assert!(failed > 0, "unpinned, the data plane dies with the agent");
+
+    let pins = PinDir::new("it-kill9");
+    let vip = pins.vip_config(&cgroup);
+    let (sent, failed, address) = requests_across_kill_9(&dir, &master, &cgroup, &ns, &vip);
+    println!("pinned: {sent} requests, {failed} failed across kill -9 and restart");
+    assert!(sent >= 100, "{sent} requests");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed");
+
+    // The last agent is gone (killed when dropped): balancing goes on until removed.
+    assert!(["b1", "b2"].contains(&fetch(&cgroup, &ns, &address, 80).as_str()));
+    let config = dir.path("kill9.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["dataplane", "remove", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("8 links detached"), "{stdout}");
+    assert!(!pins.0.exists(), "nothing left pinned");
+    assert_eq!(fetch(&cgroup, &ns, &address, 80), "", "nothing attached");
+}
+
+/// `beacon demo` keeps its data plane unpinned: it attaches the socket LB (as root) while it
+/// runs and leaves nothing attached or pinned when it ends (SIGINT, as Ctrl-C).
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn the_demo_leaves_nothing_attached_or_pinned() {
+    require_root("the_demo_leaves_nothing_attached_or_pinned");
+    let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["demo", "--json", "--nodes", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Proc(child);
+    let lines = BufReader::new(demo.0.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let vip = lines.map_while(Result::ok).any(|l| l.contains("\"vip\""));
+        let _ = tx.send(vip);
+    });
+    let vip_on = rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(vip_on, Ok(true), "the demo's data plane is on (as root)");
+    let pid = demo.0.id();
+    let links = cgroup_links_of(pid);
+    assert_eq!(links.len(), 8, "the socket-LB links: {links:?}");
+
+    // SIGINT, to the demo's PID only.
+    // SAFETY: kill has no memory preconditions; the PID is our child's, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while demo.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = loaded_bpf_links().intersection(&links).copied().collect();
+    assert!(left.is_empty(), "links left attached or pinned: {left:?}");
 }

@@ -40,6 +40,11 @@ pub struct DataPlaneConfig {
     pub removal_grace: Duration,
     /// Attach the socket-LB programs to `cgroup`. Default: true.
     pub socket_lb: bool,
+    /// Where to pin the maps and links in bpffs so that the data plane outlives the process
+    /// (see [`remove_pinned`](crate::remove_pinned)); a start adopts what an earlier one pinned
+    /// there. `None`: nothing pinned, and dropping the [`DataPlane`](crate::DataPlane) detaches
+    /// everything. Default: `None` (the agent pins at `/sys/fs/bpf/beacon`).
+    pub bpffs_dir: Option<PathBuf>,
 }
 
 impl Default for DataPlaneConfig {
@@ -51,6 +56,7 @@ impl Default for DataPlaneConfig {
             reconcile_interval: Duration::from_secs(30),
             removal_grace: Duration::from_secs(10),
             socket_lb: true,
+            bpffs_dir: None,
         }
     }
 }

@@ -1,8 +1,14 @@
 //! The running data plane: the loaded programs, the maps they read, and the model of what the
 //! maps hold.
 //!
-//! [`DataPlane::start`] loads and attaches the programs ([`crate::loader`]); dropping the
-//! [`DataPlane`] detaches everything and frees the maps. The maps start empty.
+//! [`DataPlane::start`] loads and attaches the programs ([`crate::loader`]). Without a pin
+//! directory the maps start empty and dropping the [`DataPlane`] detaches everything and frees
+//! the maps. With one ([`crate::pins`]) the maps and links are pinned and outlive it: a start
+//! finds the programs of the previous agent still running on the pinned maps, gives their links
+//! its own programs atomically, and adopts the maps' content as its model of what is programmed
+//! ([`State::adopt`]), so its first [`DataPlane::apply`] writes only what the catalog changed
+//! meanwhile: no moment of empty maps. Pinned maps of another layout are not adopted: the old
+//! programs keep them until the first apply has filled new maps, then the links switch.
 //! [`DataPlane::apply`] plans against the model of what is programmed ([`crate::plan`]) and runs
 //! the plan; [`DataPlane::reconcile`] reads the maps back and repairs drift (dcos-net's 30 s
 //! reconcile, `research/dcos-net.md` §2.5). DNS must publish only [`DataPlane::programmed`]
@@ -11,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::Ebpf;
 use beacon_catalog::vip::VipKey;
@@ -21,8 +27,9 @@ use tracing::{debug, info, warn};
 use crate::config::DataPlaneConfig;
 use crate::desired::{Desired, Limits, Skipped};
 use crate::error::DataPlaneError;
-use crate::loader;
+use crate::loader::{self, Pending};
 use crate::maps::Maps;
+use crate::pins::{Found, Pins, pin_error};
 use crate::plan::{Op, Plan, State};
 use crate::report::ApplyReport;
 use crate::stats::{BackendStats, Counters, GLOBAL, VipStats};
@@ -40,7 +47,14 @@ pub struct DataPlane {
     udp_destroy: bool,
     xdp_interfaces: Vec<String>,
     cgroup: Option<PathBuf>,
-    // Last: dropping the object detaches every link and unloads the programs.
+    /// The pin directory, locked while this data plane runs.
+    pins: Option<Pins>,
+    /// The maps were adopted and no catalog applied yet.
+    adopted: bool,
+    /// An upgrade to another map layout: the pinned links still run the old programs on the old
+    /// maps, until the new maps hold a catalog.
+    upgrade: Option<Vec<Pending>>,
+    // Last: dropping the object unloads the programs and, unpinned, detaches every link.
     bpf: Ebpf,
 }
 
@@ -49,6 +63,7 @@ impl fmt::Debug for DataPlane {
         f.debug_struct("DataPlane")
             .field("cgroup", &self.cgroup)
             .field("xdp_interfaces", &self.xdp_interfaces)
+            .field("pinned", &self.pins.as_ref().map(Pins::dir))
             .field("vips", &self.state.vips().len())
             .field("udp_destroy", &self.udp_destroy)
             .finish()
@@ -56,30 +71,64 @@ impl fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    /// Loads the programs and attaches them as `config` says. The maps start empty.
+    /// Loads the programs and attaches them as `config` says. Without
+    /// [`bpffs_dir`](DataPlaneConfig::bpffs_dir) the maps start empty; with it, maps pinned
+    /// there by an earlier start are adopted; maps of another layout are left serving, and the
+    /// first [`apply`](Self::apply) fills new ones and switches the links over.
     pub fn start(config: &DataPlaneConfig) -> Result<Self, DataPlaneError> {
-        let (mut bpf, sock_destroy) = loader::load_and_attach(config)?;
+        loader::check(config)?;
+        let pinned = match &config.bpffs_dir {
+            Some(dir) => Some(Pins::prepare(dir)?),
+            None => None,
+        };
+        let (pins, found) = match pinned {
+            Some((pins, found)) => (Some(pins), found),
+            None => (None, Found::Nothing),
+        };
+        let upgrade = found == Found::Upgrade;
+        let (mut bpf, sock_destroy, pending) =
+            loader::load_and_attach(config, pins.as_ref(), upgrade)?;
         let udp_destroy = sock_destroy && udp_destroy::load(&mut bpf);
         let maps = Maps::take(&mut bpf)?;
+        let state = match found {
+            Found::Adoptable => adopt(&maps)?,
+            Found::Nothing | Found::Upgrade => State::new(Limits::KERNEL),
+        };
+        if let Some(pins) = &pins {
+            let abi_map = bpf.take_map(abi::maps::ABI);
+            let abi_map =
+                abi_map.ok_or_else(|| pin_error(&pins.map_path(abi::maps::ABI), &"missing"))?;
+            pins.write_version(abi_map)?;
+        }
         info!(
             cgroup = %config.cgroup.display(),
             socket_lb = config.socket_lb,
             xdp = ?config.xdp_interfaces,
             mode = ?config.xdp_mode,
             udp_destroy,
+            pinned = ?config.bpffs_dir,
+            adopted_vips = state.vips().len(),
             "VIP data plane on"
         );
         Ok(Self {
             maps,
-            state: State::new(Limits::KERNEL),
+            state,
             last: None,
             last_skipped: Vec::new(),
             grace: config.removal_grace,
             udp_destroy,
             xdp_interfaces: config.xdp_interfaces.clone(),
             cgroup: config.socket_lb.then(|| config.cgroup.clone()),
+            pins,
+            adopted: found == Found::Adoptable,
+            upgrade: upgrade.then_some(pending),
             bpf,
         })
+    }
+
+    /// How many kernel VIPs the maps hold (adopted at start, or programmed since).
+    pub fn kernel_vips(&self) -> usize {
+        self.state.vips().len()
     }
 
     /// Moves the maps to `desired` by diffing it against what is programmed (never flushing).
@@ -96,8 +145,18 @@ impl DataPlane {
             ..ApplyReport::default()
         };
         self.run(&plan, &mut report)?;
+        self.finish_upgrade()?;
         report.elapsed = started.elapsed();
-        if report.changed() {
+        if std::mem::take(&mut self.adopted) {
+            let c = &report.changes;
+            info!(
+                writes = report.writes,
+                added = c.vips_added,
+                removed = c.vips_removed,
+                ring_slots = c.ring_slots,
+                "VIP data plane: the adopted maps now hold the catalog"
+            );
+        } else if report.changed() {
             debug!(?report, "VIP data plane applied");
         }
         Ok(report)
@@ -119,6 +178,9 @@ impl DataPlane {
         let snap = self.maps.snapshot(&self.state)?;
         let plan = self.state.repair(&snap, Instant::now(), self.grace);
         self.run(&plan, &mut report)?;
+        if self.last.is_some() {
+            self.finish_upgrade()?;
+        }
         report.elapsed = started.elapsed();
         if report.changes.repairs > 0 {
             warn!(
@@ -187,6 +249,26 @@ impl DataPlane {
         self.maps.id(name)
     }
 
+    /// Ends an upgrade to another map layout once the new maps hold the catalog: every pinned
+    /// link gets its new program (atomically, one link after the other: a connect may meet the
+    /// new connect program while its recvmsg still runs the old one, for a moment), then the new
+    /// maps take the old ones' place. A failure is retried on the next apply or reconcile.
+    fn finish_upgrade(&mut self) -> Result<(), DataPlaneError> {
+        let (Some(pending), Some(pins)) = (&self.upgrade, &mut self.pins) else {
+            return Ok(());
+        };
+        for link in pending {
+            link.switch()?;
+        }
+        pins.promote()?;
+        self.upgrade = None;
+        info!(
+            version = abi::MAPS_ABI_VERSION,
+            "VIP data plane: switched to the new map layout; the old maps are freed"
+        );
+        Ok(())
+    }
+
     /// Runs a plan's operations in order.
     fn run(&mut self, plan: &Plan, report: &mut ApplyReport) -> Result<(), DataPlaneError> {
         report.add(plan);
@@ -225,6 +307,16 @@ impl DataPlane {
             self.last_skipped = skipped.to_vec();
         }
     }
+}
+
+/// The model of the pinned maps as they are.
+fn adopt(maps: &Maps) -> Result<State, DataPlaneError> {
+    let snap = maps.snapshot_all(Limits::KERNEL)?;
+    // Generations of free ids restart above anything an earlier run can have given them.
+    let epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32);
+    Ok(State::adopt(Limits::KERNEL, &snap, Instant::now(), epoch))
 }
 
 #[cfg(test)]

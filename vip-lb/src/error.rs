@@ -60,6 +60,23 @@ pub enum DataPlaneError {
         /// What to try.
         hint: &'static str,
     },
+    /// Occurs when the pin directory is not on a bpf file system (and none could be mounted).
+    #[error(
+        "VIP data plane off: {0} is not on a bpf file system; mount one \
+         (mount -t bpf bpf /sys/fs/bpf) or configure a pin directory under one"
+    )]
+    NoBpffs(PathBuf),
+    /// Occurs when pinning, adopting or removing the pinned maps and links fails.
+    #[error(
+        "VIP data plane off: bpffs pin {path}: {detail}; `beacon dataplane remove` clears the \
+         pins (and stops balancing until an agent starts)"
+    )]
+    Pin {
+        /// The pin or directory.
+        path: PathBuf,
+        /// What the kernel said.
+        detail: String,
+    },
     /// Occurs when reading or writing a map fails (after start).
     #[error("BPF map {map}: {op} failed: {detail}; the next reconcile retries")]
     Map {
@@ -132,6 +149,11 @@ mod tests {
             DataPlaneError::NoCgroup2,
             DataPlaneError::CgroupMissing("/nope".into()),
             DataPlaneError::InterfaceMissing("eth9".into()),
+            DataPlaneError::NoBpffs("/tmp/pins".into()),
+            DataPlaneError::Pin {
+                path: "/sys/fs/bpf/beacon/maps".into(),
+                detail: "Permission denied (os error 13)".into(),
+            },
         ];
         for e in errors {
             let text = e.to_string();

@@ -9,7 +9,8 @@
 //!   in an order where nothing half-built is visible.
 //! - [`DataPlane`] loads and attaches the programs of `beacon-ebpf` (socket LB on a cgroup, XDP
 //!   and tc on chosen interfaces), runs plans against the maps, reads them back to repair drift,
-//!   and reports counters.
+//!   and reports counters. With a pin directory its maps and links live in bpffs and outlive the
+//!   process: a restarted agent adopts them, and [`remove_pinned`] removes them.
 //!
 //! It does **not** decide which backends a VIP has (`beacon_catalog::vip` does), publish DNS
 //! (the agent publishes [`DataPlane::programmed`] only), or run on its own timer: the agent calls
@@ -25,9 +26,11 @@ mod error;
 mod loader;
 pub mod maglev;
 mod maps;
+mod pins;
 pub mod plan;
 mod report;
 mod stats;
+mod syscall;
 mod udp_destroy;
 
 pub use config::{DataPlaneConfig, XdpModeSetting, detect_cgroup2};
@@ -37,5 +40,6 @@ pub use desired::{
     desired_in_order,
 };
 pub use error::DataPlaneError;
+pub use pins::{Removed, remove as remove_pinned};
 pub use report::ApplyReport;
 pub use stats::{BackendStats, Counters, VipStats};

@@ -12,6 +12,7 @@ use aya::Ebpf;
 use aya::maps::{Array, HashMap, IterableMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use beacon_ebpf::abi;
 
+use crate::desired::Limits;
 use crate::error::DataPlaneError;
 use crate::plan::{Op, Snapshot, State};
 use crate::stats::Counters;
@@ -123,6 +124,30 @@ impl Maps {
             )
             .map_err(|e| io_error(abi::maps::RINGS, "lookup batch", &e))?;
             snap.rings.insert(slot.index, row);
+        }
+        Ok(snap)
+    }
+
+    /// Reads back everything [`State::adopt`] needs: every VIP entry with its ring row, every
+    /// backend entry, every slot of XDP's VIP index.
+    pub(crate) fn snapshot_all(&self, limits: Limits) -> Result<Snapshot, DataPlaneError> {
+        let mut snap = Snapshot::default();
+        for entry in self.vips.iter() {
+            let (k, v) = entry.map_err(|e| map_error(abi::maps::VIPS, "read", &e))?;
+            snap.vips.insert(k, v);
+        }
+        snap.backends = lookup_batch(self.backends_fd(), 0, limits.max_backends + 1)
+            .map_err(|e| io_error(abi::maps::BACKENDS, "lookup batch", &e))?;
+        snap.slots = lookup_batch(self.slots.map().fd().as_fd(), 0, limits.vip_slots)
+            .map_err(|e| io_error(abi::maps::VIP_SLOTS, "lookup batch", &e))?;
+        for info in snap.vips.values() {
+            if info.index >= limits.max_vips || snap.rings.contains_key(&info.index) {
+                continue;
+            }
+            let first = abi::ring_index(info.index, 0);
+            let row = lookup_batch(self.rings.fd().as_fd(), first, limits.ring_size)
+                .map_err(|e| io_error(abi::maps::RINGS, "lookup batch", &e))?;
+            snap.rings.insert(info.index, row);
         }
         Ok(snap)
     }

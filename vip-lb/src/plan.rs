@@ -170,6 +170,9 @@ pub struct State {
     slots: Vec<abi::VipSlot>,
     /// The slot each kernel VIP occupies (none: overflowed to the hash map).
     slot_of: HashMap<VipId, u32>,
+    /// Ids of adopted maps in no VIP's ring (drained backends, or a write cut short), by
+    /// address: the next plan gives each to a backend of that address or marks it removed.
+    orphans: BTreeMap<SocketAddr, Vec<u32>>,
 }
 
 /// A programmed kernel VIP.
@@ -201,6 +204,7 @@ impl State {
             generations: vec![0; limits.max_backends as usize + 1],
             slots: vec![abi::VipSlot::default(); limits.vip_slots as usize],
             slot_of: HashMap::new(),
+            orphans: BTreeMap::new(),
         }
     }
 
@@ -290,6 +294,7 @@ impl State {
                 self.add_vip(d, &mut plan);
             }
         }
+        self.release_orphans(now, &mut plan);
         self.expire(now, grace, &mut plan);
         if plan.changes.backends_removed > 0 {
             plan.ops.push(Op::DestroyUdp);
@@ -420,16 +425,16 @@ impl State {
             .iter()
             .map(|(b, id)| (b.addr, (b, *id)))
             .collect();
-        let added = d
+        let added: Vec<&DesiredBackend> = d
             .backends
             .iter()
             .filter(|b| !old.contains_key(&b.addr))
-            .count();
-        let Some(mut new_ids) = self.take_ids(added) else {
+            .collect();
+        let Some(new_ids) = self.ids_for(&added) else {
             plan.changes.deferred.push(d.key.clone());
             return;
         };
-        new_ids.reverse();
+        let mut new_ids = new_ids.into_iter();
         let mut backends = Vec::with_capacity(d.backends.len());
         let mut writes = Vec::new();
         for b in &d.backends {
@@ -442,10 +447,12 @@ impl State {
                     backends.push((b.clone(), *id));
                 }
                 None => {
-                    // take_ids returned exactly `added` ids.
-                    let id = new_ids.pop().unwrap_or_default();
+                    // ids_for returned one id per added backend, in order.
+                    let (id, fresh) = new_ids.next().unwrap_or_default();
                     plan.changes.backends_added += 1;
-                    plan.ops.push(Op::ResetBackendStats { id });
+                    if fresh {
+                        plan.ops.push(Op::ResetBackendStats { id });
+                    }
                     writes.push((id, b));
                     backends.push((b.clone(), id));
                 }
@@ -491,7 +498,7 @@ impl State {
             plan.changes.deferred.push(d.key.clone());
             return;
         };
-        let Some(ids) = self.take_ids(d.backends.len()) else {
+        let Some(ids) = self.ids_for(&d.backends.iter().collect::<Vec<_>>()) else {
             self.free_rows.insert(index);
             plan.changes.deferred.push(d.key.clone());
             return;
@@ -499,9 +506,11 @@ impl State {
         plan.changes.vips_added += 1;
         plan.ops.push(Op::ResetVipStats { index });
         let mut backends = Vec::with_capacity(d.backends.len());
-        for (b, id) in d.backends.iter().zip(ids) {
+        for (b, (id, fresh)) in d.backends.iter().zip(ids) {
             plan.changes.backends_added += 1;
-            plan.ops.push(Op::ResetBackendStats { id });
+            if fresh {
+                plan.ops.push(Op::ResetBackendStats { id });
+            }
             let entry = self.backend_entry(id, b);
             plan.ops.push(Op::Backend { id, entry });
             backends.push((b.clone(), id));
@@ -604,6 +613,45 @@ impl State {
         self.quarantine.push_back((id, now));
     }
 
+    /// An id for each of `backends`, in order, with whether it is new (`false`: an orphan of
+    /// adopted maps with the backend's address, kept with its generation and counters); `None`
+    /// (and nothing taken) if there are not enough.
+    fn ids_for(&mut self, backends: &[&DesiredBackend]) -> Option<Vec<(u32, bool)>> {
+        let mut claimed: Vec<Option<u32>> = Vec::with_capacity(backends.len());
+        for b in backends {
+            let id = self.orphans.get_mut(&b.addr).and_then(Vec::pop);
+            claimed.push(id);
+        }
+        let needed = claimed.iter().filter(|c| c.is_none()).count();
+        let Some(fresh) = self.take_ids(needed) else {
+            for (b, id) in backends.iter().zip(claimed) {
+                if let Some(id) = id {
+                    self.orphans.entry(b.addr).or_default().push(id);
+                }
+            }
+            return None;
+        };
+        let mut fresh = fresh.into_iter();
+        Some(
+            claimed
+                .into_iter()
+                .map(|c| match c {
+                    Some(id) => (id, false),
+                    // take_ids returned exactly `needed` ids.
+                    None => (fresh.next().unwrap_or_default(), true),
+                })
+                .collect(),
+        )
+    }
+
+    /// Marks removed every orphan no backend claimed in this plan.
+    fn release_orphans(&mut self, now: Instant, plan: &mut Plan) {
+        let orphans = std::mem::take(&mut self.orphans);
+        for id in orphans.into_values().flatten() {
+            self.mark_removed(id, now, plan);
+        }
+    }
+
     /// `n` free ids (lowest first), each with a new generation, reusing the oldest quarantined
     /// ones if needed; `None` (and nothing taken) if there are not enough.
     fn take_ids(&mut self, n: usize) -> Option<Vec<u32>> {
@@ -688,5 +736,6 @@ fn vip_info(index: u32) -> abi::VipInfo {
     abi::VipInfo { index, flags: 0 }
 }
 
+mod adopt;
 #[cfg(test)]
 mod tests;

@@ -60,7 +60,7 @@ impl Counters {
 }
 
 /// Every global counter of `beacon_stats`, with a metric-friendly name.
-pub(crate) const GLOBAL: [(abi::Stat, &str); 15] = [
+pub(crate) const GLOBAL: [(abi::Stat, &str); 16] = [
     (abi::Stat::XdpPackets, "xdp_packets"),
     (abi::Stat::XdpNotIp, "xdp_not_ip"),
     (abi::Stat::XdpUnsupported, "xdp_unsupported"),
@@ -76,6 +76,7 @@ pub(crate) const GLOBAL: [(abi::Stat, &str); 15] = [
     (abi::Stat::SockNoBackend, "sock_no_backend"),
     (abi::Stat::SockRevnat, "sock_revnat"),
     (abi::Stat::SockDestroyed, "sock_destroyed"),
+    (abi::Stat::SockRangeRefused, "sock_range_refused"),
 ];
 
 #[cfg(test)]

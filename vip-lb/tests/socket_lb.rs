@@ -232,3 +232,50 @@ fn reconcile_repairs_maps_changed_behind_its_back() {
     assert_eq!(seen.values().sum::<usize>(), 16, "{r:?}");
     assert_eq!(dp.reconcile().unwrap().changes.repairs, 0);
 }
+
+/// Issue 10, item 2: while the data plane is on, the named-VIP ranges fail closed. A connect
+/// (or UDP sendto) to an address in 11.0.0.0/8 or fd01:c::/64 that is no programmed VIP (no
+/// VIP there at all, or another port of a VIP's address) is refused on the node with
+/// ECONNREFUSED; other addresses are left alone; with the data plane gone the same connect is
+/// no longer refused by it (the namespace has no route: unreachable).
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn the_named_vip_ranges_fail_closed() {
+    if client_asked() {
+        return;
+    }
+    require_root("the_named_vip_ranges_fail_closed");
+    let cg = Cgroup::new("the_named_vip_ranges_fail_closed", "closed");
+    let mut dp = start(&cg);
+    let b1 = cg.tcp_backend(sa("127.0.0.2:0"), "b1");
+    let web = named_key("/web", Protocol::Tcp, 80);
+    let t = table(vec![(web.clone(), vec![backend(b1, 1, "n1")])]);
+    let vip = SocketAddr::new(named_v4(&t, &web), 80);
+    dp.apply(&desired(&t, &t.named_addresses(), &no_nodes()))
+        .unwrap();
+    let other_port = SocketAddr::new(vip.ip(), 81);
+    let script = format!(
+        "tcp {vip};tcp 11.1.2.3:80;tcp {other_port};udp 11.1.2.3:53;tcp [fd01:c::1]:80;\
+         tcp [::ffff:11.1.2.3]:80;tcp 198.18.0.1:80"
+    );
+    let r = cg.client(&script);
+    println!("{r:?}");
+    let outcomes: Vec<&str> = r.iter().map(|(_, v)| v.as_str()).collect();
+    assert!(outcomes[0].ends_with("reply=b1"), "{r:?}");
+    for refused in &outcomes[1..6] {
+        assert_eq!(*refused, "err=ConnectionRefused", "{r:?}");
+    }
+    assert_eq!(
+        outcomes[6], "err=NetworkUnreachable",
+        "outside the ranges: left alone"
+    );
+    let globals: std::collections::BTreeMap<_, _> = dp.global_counters().into_iter().collect();
+    assert!(globals["sock_range_refused"] >= 5, "{globals:?}");
+
+    drop(dp);
+    let r = cg.client("tcp 11.1.2.3:80");
+    assert_eq!(r[0].1, "err=NetworkUnreachable", "{r:?}");
+}

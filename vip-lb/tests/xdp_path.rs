@@ -303,3 +303,83 @@ fn xdp_translates_checksum_offloaded_frames_from_a_local_sender() {
     assert!(globals["xdp_flow_new"] >= 9, "{globals:?}");
     drop(dp);
 }
+
+/// The packet path outlives its owner too (issue 10): with a pin directory, XDP and tcx stay
+/// attached when the `DataPlane` goes, established flows keep their backend, and a new
+/// `DataPlane` takes over the pinned links (same links, its own programs) and adopts the maps,
+/// writing nothing for an unchanged catalog.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn pinned_xdp_keeps_flows_across_a_restart_of_its_owner() {
+    require_root("pinned_xdp_keeps_flows_across_a_restart_of_its_owner");
+    let topo = topology();
+    let pins = PinDir::new("xdp");
+    let mut backends = Vec::new();
+    for i in 11..=13 {
+        let (addr, name) = (format!("10.77.2.{i}:8080"), format!("be{}", i - 10));
+        let bound = topo.b1.run(move || tcp_backend(sa(&addr), &name));
+        backends.push(backend(bound, 1, "n1"));
+    }
+    let web = named_key("/web", Protocol::Tcp, 80);
+    let t = table(vec![(web.clone(), backends)]);
+    let vip = SocketAddr::new(named_v4(&t, &web), 80);
+    let want = desired(&t, &t.named_addresses(), &BTreeSet::new());
+    let config = DataPlaneConfig {
+        socket_lb: false,
+        xdp_interfaces: vec![topo.ifname.clone()],
+        xdp_mode: xdp_mode(),
+        bpffs_dir: Some(pins.path().to_path_buf()),
+        ..DataPlaneConfig::default()
+    };
+    let start = |config: &DataPlaneConfig| {
+        let config = config.clone();
+        topo.node
+            .run(move || DataPlane::start(&config))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut first = start(&config);
+    first.apply(&want).unwrap();
+    let mut conns: Vec<(Conn, String)> = topo.client.run(move || {
+        (0..20)
+            .map(|_| {
+                let mut c = Conn::open(vip).unwrap();
+                let who = c.who().unwrap();
+                (c, who)
+            })
+            .collect()
+    });
+    assert_eq!(pins.files("links").len(), 2, "XDP and tcx links pinned");
+    let links = pins.link_info();
+    drop(first);
+
+    let same_backend = |conns: &mut Vec<(Conn, String)>| {
+        for (c, who) in conns.iter_mut() {
+            assert_eq!(
+                c.who().ok().as_ref(),
+                Some(&*who),
+                "a flow lost its backend"
+            );
+        }
+    };
+    same_backend(&mut conns);
+    let mut second = start(&config);
+    assert_eq!(second.kernel_vips(), 1);
+    same_backend(&mut conns);
+    let after = pins.link_info();
+    for (name, (link, prog)) in &links {
+        assert_eq!(after[name].0, *link, "{name}: the same link");
+        assert_ne!(after[name].1, *prog, "{name}: now runs the new program");
+    }
+    let report = second.apply(&want).unwrap();
+    assert_eq!(report.changes.ring_slots, 0, "{report:?}");
+    same_backend(&mut conns);
+    let fresh = topo
+        .client
+        .run(move || Conn::open(vip).unwrap().who().unwrap());
+    assert!(fresh.starts_with("be"), "{fresh}");
+    drop(conns);
+    drop(second);
+}

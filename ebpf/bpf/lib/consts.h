@@ -61,6 +61,16 @@
  */
 #define BEACON_PICK_PROBES 4
 
+/*
+ * The named-VIP ranges (beacon_catalog NAMED_V4_POOL and NAMED_V6_POOL): 11.0.0.0/8 and
+ * fd01:c::/64, host order. Socket LB fails closed there: a connect()/sendmsg() to an address
+ * in them that is no VIP is refused on the node instead of being routed off it.
+ */
+#define BEACON_NAMED_V4_NET 0x0b000000U
+#define BEACON_NAMED_V4_MASK 0xff000000U
+#define BEACON_NAMED_V6_NET_HI 0xfd01000cU /* first 32 bits of fd01:c:: */
+#define BEACON_NAMED_V6_NET_LO 0x00000000U /* next 32 bits: the rest of the /64 */
+
 /* struct vip_info.flags */
 #define BEACON_VIP_F_NO_SOCK_LB (1U << 0) /* socket LB ignores this VIP */
 #define BEACON_VIP_F_NO_PACKET_LB (1U << 1) /* XDP ignores this VIP */
@@ -89,6 +99,7 @@ enum beacon_stat {
 	BEACON_STAT_SOCK_NO_BACKEND, /* connect/sendmsg to a VIP without backends: refused */
 	BEACON_STAT_SOCK_REVNAT, /* recvmsg/getpeername rewritten back to the VIP */
 	BEACON_STAT_SOCK_DESTROYED, /* connected UDP sockets destroyed by the iterator */
+	BEACON_STAT_SOCK_RANGE_REFUSED, /* connect/sendmsg to a named-VIP address that is no VIP */
 	BEACON_STAT_MAX,
 };
 

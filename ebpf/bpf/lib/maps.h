@@ -18,6 +18,8 @@
  *   beacon_vip_stats     PERCPU_ARRAY [MAX_VIPS] -> lb_counters
  *   beacon_backend_stats PERCPU_ARRAY [MAX_BACKENDS] -> lb_counters
  *   beacon_stats         PERCPU_ARRAY [BEACON_STAT_MAX] -> u64
+ *   beacon_abi           ARRAY   u32 [1] -> u32                      userspace only: the layout
+ *                                                                    version of the pinned maps
  *
  * Ring row i (VIP index i) is entries [i * RING_SIZE, (i + 1) * RING_SIZE): one array for all
  * VIPs keeps the lookup a single array access (Katran does the same) at the cost of memory for
@@ -134,5 +136,17 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, BEACON_STAT_MAX);
 } beacon_stats SEC(".maps");
+
+/*
+ * Read by no program: userspace stores the layout version of these maps here
+ * (ebpf/src/abi.rs MAPS_ABI_VERSION) when it pins them, and a starting agent reads it before it
+ * adopts maps a previous agent left pinned. Its own layout never changes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} beacon_abi SEC(".maps");
 
 #endif /* BEACON_MAPS_H */

@@ -54,6 +54,31 @@ static __always_inline struct vip_info *sock_vip(const struct sock_dest *dest)
 	return vip;
 }
 
+/* Whether a destination lies in the named-VIP ranges (11.0.0.0/8, fd01:c::/64). */
+static __always_inline int sock_in_named_range(const struct sock_dest *dest)
+{
+	if (dest->family == BEACON_AF_INET)
+		return (bpf_ntohl(dest->addr.v4) & BEACON_NAMED_V4_MASK) == BEACON_NAMED_V4_NET;
+	return dest->addr.v6[0] == bpf_htonl(BEACON_NAMED_V6_NET_HI) &&
+	       dest->addr.v6[1] == bpf_htonl(BEACON_NAMED_V6_NET_LO);
+}
+
+/*
+ * Whether a destination sock_vip() found no VIP for must be refused (fail closed): it lies in
+ * the named-VIP ranges and is no VIP at all (one that socket LB leaves to XDP is not refused).
+ * Every address there belongs to Beacon, and a name whose VIP is not programmed (yet, or any
+ * more) must not send its traffic off the node to whatever routes 11.0.0.0/8.
+ */
+static __always_inline int sock_refuse_unknown(const struct sock_dest *dest)
+{
+	if (!sock_in_named_range(dest))
+		return 0;
+	if (vip_lookup(&dest->addr, dest->port, dest->proto, dest->family))
+		return 0;
+	stat_inc(BEACON_STAT_SOCK_RANGE_REFUSED);
+	return 1;
+}
+
 /*
  * Translates a destination to VIP `vip` (from sock_vip()). Returns 1 and rewrites *dest to the
  * backend, or -ECONNREFUSED if the VIP has no usable backend. `connect` is a connect() (one

@@ -282,3 +282,10 @@ fn a_full_table_keeps_what_is_programmed_and_mesos_vips_before_registered_ones()
             .all(|s| s.key == vip(1) || s.key == vip(2))
     );
 }
+
+#[test]
+fn socket_lb_fails_closed_in_the_ranges_named_vips_get_addresses_from() {
+    use beacon_catalog::vip::{NAMED_V4_POOL, NAMED_V6_POOL};
+    assert_eq!(abi::NAMED_V4_RANGE, NAMED_V4_POOL);
+    assert_eq!(abi::NAMED_V6_RANGE, NAMED_V6_POOL);
+}

@@ -467,3 +467,158 @@ fn full_slot_candidates_overflow_to_the_hash_map() {
         .count();
     assert_eq!(used, 4);
 }
+
+/// Ops that change what the data plane does (everything but counter resets and markers).
+fn writes(plan: &Plan) -> Vec<&Op> {
+    plan.ops
+        .iter()
+        .filter(|op| {
+            !matches!(
+                op,
+                Op::Programmed(_) | Op::ResetVipStats { .. } | Op::ResetBackendStats { .. }
+            )
+        })
+        .collect()
+}
+
+/// Maps a previous agent left: two VIPs, one with a drained backend, and a backend of a third
+/// VIP removed moments ago (still quarantined).
+fn left_behind(t0: Instant) -> (Kernel, Desired) {
+    let mut s = State::new(LIMITS);
+    let mut k = Kernel::default();
+    let drained = vec![be("10.0.0.1:80", 1), be("10.0.0.2:80", 0)];
+    let before = want(&[
+        ("10.9.0.1:80", three()),
+        ("10.9.0.2:80", drained.clone()),
+        (
+            "10.9.0.3:80",
+            vec![be("10.0.0.7:80", 1), be("10.0.0.8:80", 1)],
+        ),
+    ]);
+    let p = s.plan(&before, t0, GRACE);
+    k.run(&mut s, &p);
+    let now = want(&[
+        ("10.9.0.1:80", three()),
+        ("10.9.0.2:80", drained),
+        ("10.9.0.3:80", vec![be("10.0.0.7:80", 1)]),
+    ]);
+    let p = s.plan(&now, t0, GRACE);
+    k.run(&mut s, &p);
+    (k, now)
+}
+
+#[test]
+fn adopted_maps_need_no_repair_and_the_same_catalog_writes_nothing() {
+    let t0 = Instant::now();
+    let (mut k, desired) = left_behind(t0);
+    let before = k.snapshot();
+    let mut s = State::adopt(LIMITS, &before, t0, 1_000);
+    assert_eq!(s.vips().len(), 3);
+    assert!(s.vips().values().all(|v| v.complete));
+    let repair = s.repair(&before, t0, GRACE);
+    assert_eq!(repair.changes.repairs, 0, "{repair:?}");
+
+    let p = s.plan(&desired, t0, GRACE);
+    // Weights are not in the maps: a backend entry may be written again, identical.
+    for op in writes(&p) {
+        match op {
+            Op::Backend { id, entry } => assert_eq!(k.backends[id], *entry, "{op:?}"),
+            other => panic!("the same catalog wrote {other:?}"),
+        }
+    }
+    assert_eq!((p.changes.ring_slots, p.changes.backends_removed), (0, 0));
+    k.run(&mut s, &p);
+    let after = k.snapshot();
+    assert_eq!(after.vips, before.vips);
+    assert_eq!(after.rings, before.rings);
+    assert_eq!(after.backends, before.backends);
+    assert_eq!(after.slots, before.slots);
+    let keys: BTreeSet<VipKey> = ["10.9.0.1:80", "10.9.0.2:80", "10.9.0.3:80"]
+        .map(key)
+        .into();
+    assert_eq!(s.programmed(), keys);
+    // The drained backend kept its id: it is no orphan.
+    let drained = &s.vips()[&vid("10.9.0.2:80")].backends;
+    assert_eq!(drained.len(), 2);
+    assert!(drained.iter().any(|(b, _)| b.weight == 0));
+}
+
+#[test]
+fn adopted_maps_move_to_a_changed_catalog_by_diff() {
+    let t0 = Instant::now();
+    let (mut k, _) = left_behind(t0);
+    let mut s = State::adopt(LIMITS, &k.snapshot(), t0, 1_000);
+    let ids_before: BTreeMap<SocketAddr, u32> = s.vips()[&vid("10.9.0.1:80")]
+        .backends
+        .iter()
+        .map(|(b, id)| (b.addr, *id))
+        .collect();
+    // 10.9.0.2 (and its drained backend) is gone; 10.9.0.1 loses a backend; a VIP is new.
+    let changed = want(&[
+        (
+            "10.9.0.1:80",
+            vec![be("10.0.0.1:80", 1), be("10.0.0.2:80", 1)],
+        ),
+        ("10.9.0.3:80", vec![be("10.0.0.7:80", 1)]),
+        ("10.9.0.4:80", vec![be("10.0.0.9:80", 1)]),
+    ]);
+    let row = s.vips()[&vid("10.9.0.1:80")].index;
+    let p = s.plan(&changed, t0, GRACE);
+    assert_eq!(p.changes.vips_removed, 1);
+    assert_eq!(p.changes.vips_added, 1);
+    let moved: usize = (p.ops.iter())
+        .filter_map(|op| match op {
+            Op::Ring { index, slots } if *index == row => Some(slots.len()),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        moved > 0 && moved < LIMITS.ring_size as usize / 2,
+        "{moved} slots moved"
+    );
+    k.run(&mut s, &p);
+    assert_eq!(
+        k.ring_addrs("10.9.0.1:80"),
+        ["10.0.0.1:80", "10.0.0.2:80"]
+            .map(|a| a.parse().unwrap())
+            .into()
+    );
+    for (b, id) in &s.vips()[&vid("10.9.0.1:80")].backends {
+        assert_eq!(ids_before[&b.addr], *id, "a kept backend keeps its id");
+    }
+    assert_eq!(k.ring_addrs("10.9.0.4:80").len(), 1);
+    assert!(!k.vips.contains_key(&kernel_key(&vid("10.9.0.2:80"))));
+    // A fresh id's generation starts above the epoch: nothing pinned before the restart
+    // matches it.
+    let (_, new_id) = s.vips()[&vid("10.9.0.4:80")].backends[0];
+    assert!(k.backends[&new_id].generation > 1_000);
+    assert_eq!(s.repair(&k.snapshot(), t0, GRACE).changes.repairs, 0);
+}
+
+#[test]
+fn an_orphan_is_claimed_by_its_address_or_marked_removed() {
+    let t0 = Instant::now();
+    let (mut k, _) = left_behind(t0);
+    // A crash between writing a new backend and the ring that names it.
+    let orphan = abi::Backend::new("10.0.0.5:80".parse().unwrap(), 0, 3);
+    k.backends.insert(8, orphan);
+    let mut s = State::adopt(LIMITS, &k.snapshot(), t0, 1_000);
+    let p = s.plan(
+        &want(&[
+            ("10.9.0.1:80", three()),
+            ("10.9.0.5:80", vec![be("10.0.0.5:80", 1)]),
+        ]),
+        t0,
+        GRACE,
+    );
+    k.run(&mut s, &p);
+    assert_eq!(s.vips()[&vid("10.9.0.5:80")].backends[0].1, 8);
+    assert_eq!(k.backends[&8].generation, 3, "claimed with its generation");
+
+    k.backends
+        .insert(7, abi::Backend::new("10.0.0.6:80".parse().unwrap(), 0, 2));
+    let mut s = State::adopt(LIMITS, &k.snapshot(), t0, 1_000);
+    let p = s.plan(&want(&[("10.9.0.1:80", three())]), t0, GRACE);
+    k.run(&mut s, &p);
+    assert_ne!(k.backends[&7].flags & abi::BACKEND_F_REMOVED, 0);
+}

@@ -274,3 +274,55 @@ pub fn peers(results: &[(String, String)], step: &str) -> BTreeSet<String> {
         .map(str::to_string)
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pins
+
+/// A bpffs directory for one test's pins (never the agent's `/sys/fs/bpf/beacon`): whatever is
+/// pinned there is detached and removed when dropped, even if the test fails.
+pub struct PinDir(std::path::PathBuf);
+
+impl PinDir {
+    pub fn new(short: &str) -> Self {
+        Self(format!("/sys/fs/bpf/beacon-test-{short}-{}", tag()).into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The pinned files under `sub` (`maps` or `links`).
+    pub fn files(&self, sub: &str) -> BTreeSet<String> {
+        std::fs::read_dir(self.0.join(sub))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl PinDir {
+    /// Each pinned link's (link id, program id), by pin name.
+    pub fn link_info(&self) -> BTreeMap<String, (u32, u32)> {
+        self.files("links")
+            .into_iter()
+            .map(|f| {
+                let pin = aya::programs::links::PinnedLink::from_pin(self.0.join("links").join(&f));
+                let info = aya::programs::links::FdLink::from(pin.unwrap())
+                    .info()
+                    .unwrap();
+                (f, (info.id(), info.program_id()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        if let Err(e) = beacon_vip_lb::remove_pinned(&self.0) {
+            eprintln!("removing {}: {e}", self.0.display());
+        }
+    }
+}
