@@ -191,7 +191,7 @@ python3 "$BENCH_DIR/gen_state.py" --tasks "$TASKS" --leader-port "$MASTER_PORT" 
     -o "$TMP/state.json"
 
 start_bg fake-master "$TMP/fake-master.log" \
-    "$BEACON_BIN" fake-master --state "$TMP/state.json" --listen "127.0.0.1:$MASTER_PORT"
+    "$BEACON_BIN" fake-master --state "$TMP/state.json" --listen "127.0.0.1:$MASTER_PORT" --no-v1  # polled: the refresh figures are the poll's
 MASTER_PID=$LAST_PID
 py wait-http "http://127.0.0.1:$MASTER_PORT/master/state" --timeout 30 --pid "$MASTER_PID" \
     || { show_log "$TMP/fake-master.log"; fail "the fake master did not come up"; }

@@ -16,7 +16,7 @@ use crate::source::stream::{Applied, Extras, MasterStream, StreamError, Subscrip
 
 /// Changes are published at most this often: a burst of events (a deployment of 100
 /// instances) is one publication, not 100.
-const COALESCE: Duration = Duration::from_millis(50);
+const COALESCE: Duration = Duration::from_millis(25);
 /// The first pause after a stream ends, and the longest.
 const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);

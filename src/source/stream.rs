@@ -196,9 +196,11 @@ impl MasterStream {
     ) -> Result<Catalog, FetchError> {
         let master = &subscription.master;
         let url = format!("{}://{master}/api/v1", self.streaming.scheme);
-        let mut catalog = (subscription.state)
-            .catalog(&extras.leader, &extras.framework_pids)
-            .map_err(|source| FetchError::State { url, source })?;
+        // Tens of milliseconds with tens of thousands of tasks: off the async workers' duty.
+        let built = tokio::task::block_in_place(|| {
+            (subscription.state).catalog(&extras.leader, &extras.framework_pids)
+        });
+        let mut catalog = built.map_err(|source| FetchError::State { url, source })?;
         catalog.masters.clone_from(&subscription.detected);
         resolve_hostnames(&mut catalog).await?;
         Ok(catalog)

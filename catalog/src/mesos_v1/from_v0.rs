@@ -117,6 +117,9 @@ fn task_events(framework_id: &str, old: &[Value], new: &[Value]) -> Vec<Value> {
         let copy = seen.entry(id).or_default();
         let before = old_by_id.get(id).and_then(|copies| copies.get(*copy));
         *copy += 1;
+        if before.is_some_and(|b| *b == task) {
+            continue; // unchanged: no need to convert it to compare
+        }
         let now = v1_task(framework_id, task);
         match before {
             None => events.push(task_added(now)),
