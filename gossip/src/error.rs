@@ -39,6 +39,9 @@ pub enum Error {
     /// Occurs when a peer speaks sync version 1, whose records carry no signatures.
     #[error("a peer sent unsigned (version 1) sync records: upgrade it to this release")]
     UnsignedPeer,
+    /// Occurs when a saved copy of the store is not whole: truncated, damaged, or not one.
+    #[error("unreadable saved store: {0}")]
+    Corrupt(&'static str),
     /// Occurs when foca rejects a datagram or an operation (malformed SWIM packet, a packet from
     /// ourselves, a full packet).
     #[error("swim: {0}")]

@@ -47,6 +47,7 @@ pub use crate::core::membership::{
     Event, Liveness, MemberState, Membership, MembershipConfig, Transmit,
 };
 pub use crate::core::node::{Node, NodeConfig, NodeStats, SyncOpen, cluster_id};
+pub use crate::core::saved::{Restored, Snapshot};
 pub use crate::core::store::{Origin, Record, Store, StoreConfig, StoreEvent, Version};
 pub use crate::core::sync::SyncKind;
 pub use crate::core::trust::{CertId, Keys, Reason, Rejections, Seal, Writer};

@@ -29,7 +29,20 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 }
 
 /// Ready once the first catalog is loaded: before that, DNS answers SERVFAIL for the domain.
+/// Says so when what is served is a kept copy: the cluster's store restored from the state
+/// directory (until a peer syncs), or the last-known master state (until a master answers).
 async fn readyz(State(state): State<ApiState>) -> Response {
+    let restored = match &state.gossip {
+        Some((gossip, _)) => gossip.restored().await.ok().flatten(),
+        None => None,
+    };
+    if let Some(saved_at) = restored.filter(|_| state.current.is_ready()) {
+        let age = crate::common::wall_millis().saturating_sub(saved_at) / 1000;
+        let body = format!(
+            "ready: serving the cluster's records restored from the state directory, {age} s old, until a peer answers"
+        );
+        return (StatusCode::OK, body).into_response();
+    }
     let last_known = state
         .current
         .last_known

@@ -4,12 +4,14 @@
 //!
 //! [`codec`] is how a fragment travels, [`replicate`] brings the store back into the origins,
 //! [`lag`] measures how long that took from the writer's clock, [`credentials`] reads the TLS
-//! files and keeps gossip in step with them (revocation, rotation).
+//! files and keeps gossip in step with them (revocation, rotation), [`saved`] keeps the store
+//! in the state directory so that a restart during a cluster outage serves what it held.
 
 pub mod codec;
 pub mod credentials;
 pub mod lag;
 pub mod replicate;
+pub mod saved;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use beacon_gossip::{MemberState, Node, NodeConfig, NodeId, cluster_id};
 use prometheus::IntGauge;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::common::wall_millis;
 use crate::config::Config;
@@ -57,6 +60,8 @@ pub struct Cluster {
     /// Reloads the TLS files; it holds a gossip handle, so it is stopped before leaving.
     watcher: JoinHandle<()>,
     applied: watch::Receiver<Applied>,
+    /// Keeps the store in the state directory; cancelled (after a last save) before leaving.
+    saver: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Cluster {
@@ -87,7 +92,17 @@ impl Cluster {
         let id = NodeId::new(name, addr, wall_millis());
         let mut node = Node::new(node_config, id, rand::random(), Instant::now(), keys);
         node.set_revoked(Instant::now(), loaded.revoked.clone());
+        let age = saved::age_gauge(registry)?;
+        let store_file = saved::StoreFile::new(&config.node.state_dir).map(Arc::new);
+        if let Some(file) = &store_file {
+            node = saved::restore(file.clone(), node, &age).await;
+        }
         let (gossip, events, driver) = spawn(node, transport, incoming);
+        let saver = store_file.map(|file| {
+            let stop = CancellationToken::new();
+            let run = saved::run(file, gossip.clone(), age, stop.clone());
+            (stop, tokio::spawn(run))
+        });
         let expiry = IntGauge::new(
             "beacon_tls_certificate_expiry_days",
             "Whole days left on this node's certificate; renew it before 0",
@@ -114,6 +129,7 @@ impl Cluster {
             tasks,
             watcher,
             applied,
+            saver,
         })
     }
 
@@ -131,6 +147,10 @@ impl Cluster {
     /// loop to end.
     pub async fn leave(mut self) {
         self.watcher.abort();
+        if let Some((stop, saver)) = self.saver.take() {
+            stop.cancel();
+            let _ = saver.await;
+        }
         if self.gossip.leave().await.is_err() {
             tracing::debug!("gossip had already stopped");
         }

@@ -310,7 +310,7 @@ impl Registrations {
 
 /// Renames an unreadable `file` to `<file>.corrupt-<unix seconds>`, keeping it for a person to
 /// look at, and returns the new path.
-fn set_aside(file: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+pub(crate) fn set_aside(file: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     let stamp = crate::common::wall_millis() / 1000;
     let mut aside = file.as_os_str().to_owned();
     aside.push(format!(".corrupt-{stamp}"));

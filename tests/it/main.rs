@@ -7,6 +7,7 @@ mod conformance;
 mod durable;
 mod forward;
 mod hostile;
+mod kept_store;
 mod operator;
 mod partition;
 mod registrations;

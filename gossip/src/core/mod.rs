@@ -6,6 +6,7 @@ pub mod identity;
 pub mod membership;
 pub mod node;
 mod presence;
+pub mod saved;
 pub mod seal;
 pub mod store;
 pub mod sync;

@@ -32,6 +32,7 @@ use crate::core::membership::{
     Event, Liveness, MemberState, Membership, MembershipConfig, Transmit,
 };
 use crate::core::presence::Presence;
+use crate::core::saved::{Restored, Restoring, SavedRecord, Snapshot};
 use crate::core::store::{Origin, Record, Store, StoreConfig, StoreEvent, Version};
 use crate::core::sync::{self, NO_VERSION, SyncKind};
 use crate::core::trust::{Keys, Rejections, Trust};
@@ -123,6 +124,8 @@ pub struct Node {
     last_hint: HashMap<SocketAddr, Instant>,
     presence: Presence,
     stats: NodeStats,
+    /// Set by [`Node::restore`] until a peer has synced with us.
+    restoring: Option<Restoring>,
 }
 
 impl Default for NodeConfig {
@@ -199,6 +202,7 @@ impl Node {
             last_hint: HashMap::new(),
             presence: Presence::default(),
             stats: NodeStats::default(),
+            restoring: None,
             config,
         }
     }
@@ -354,6 +358,131 @@ impl Node {
         lock(&self.shared).store.approx_bytes()
     }
 
+    /// How many changes the store has seen; a saved copy taken at an equal count is current.
+    pub fn store_changes(&self) -> u64 {
+        lock(&self.shared).store.changes()
+    }
+
+    /// A copy of the store to keep on disk, taken at `wall_millis` (or, while only a restored
+    /// copy is served, stamped as old as that copy): every origin's version,
+    /// payload, seal and withdrawal, and the certificates of the seals. Cheap: payloads are
+    /// shared, not copied; encoding it ([`Snapshot::encode`]) is the caller's work.
+    pub fn snapshot(&self, wall_millis: u64) -> Snapshot {
+        let shared = lock(&self.shared);
+        let mut certs = BTreeSet::new();
+        let records = (shared.store.saved())
+            .map(|(origin, version, payload, seal, withdrawn)| {
+                certs.extend(seal.map(|s| s.cert));
+                SavedRecord {
+                    origin: origin.clone(),
+                    version,
+                    payload: payload.clone(),
+                    seal: seal.cloned(),
+                    withdrawn,
+                }
+            })
+            .collect();
+        let certs = (certs.iter())
+            .filter_map(|id| shared.trust.certificate(id))
+            .collect();
+        // While we only know what we restored, the copy is as old as that view of the cluster.
+        let saved_at = self.restoring.as_ref().map_or(wall_millis, |r| r.saved_at);
+        Snapshot {
+            saved_at,
+            cluster: self.config.cluster,
+            records,
+            certs,
+        }
+    }
+
+    /// Takes back a copy saved by [`Node::snapshot`] in an earlier life, before joining, with
+    /// `wall_millis` the wall clock now. Every entry is checked as a peer's record would be
+    /// and merged the same way (highest version wins); see [`crate::core::saved`]. Call
+    /// [`Node::set_revoked`] first, so the deny list holds for it too.
+    ///
+    /// The restored records are served at once. Until a peer has synced with us,
+    /// [`Node::restored_at`] says when they were saved, and the restored nodes' records are not
+    /// withdrawn for their absence: alone, we cannot tell a dead node from our own isolation.
+    pub fn restore(&mut self, now: Instant, wall_millis: u64, snapshot: Snapshot) -> Restored {
+        self.set_now(now);
+        let saved_at = snapshot.saved_at;
+        if snapshot.cluster != self.config.cluster {
+            let refused = snapshot.records.len();
+            return Restored {
+                kept: 0,
+                refused,
+                saved_at,
+            };
+        }
+        let own = self.id().name().to_owned();
+        let (withdrawn, records): (BTreeSet<Origin>, Vec<SignedRecord>) = {
+            let mut withdrawn = BTreeSet::new();
+            let records = (snapshot.records.into_iter())
+                .map(|r| {
+                    if r.withdrawn {
+                        withdrawn.insert(r.origin.clone());
+                    }
+                    SignedRecord {
+                        origin: r.origin,
+                        version: r.version,
+                        payload: r.payload,
+                        seal: r.seal,
+                    }
+                })
+                .collect();
+            (withdrawn, records)
+        };
+        let (new, refused) = {
+            let mut shared = lock(&self.shared);
+            let shared = &mut *shared;
+            shared.trust.set_wall_clock(now, wall_millis);
+            let (store, trust) = (&mut shared.store, &mut shared.trust);
+            let (new, refused) = sync::apply_records(store, trust, now, records, &snapshot.certs);
+            for record in new.iter().filter(|r| withdrawn.contains(&r.origin)) {
+                shared.store.withdraw(&record.origin);
+            }
+            while let Some(event) = shared.store.poll_event() {
+                self.events.push_back(match event {
+                    StoreEvent::OriginChanged(o) => Event::OriginChanged(o),
+                    StoreEvent::OriginWithdrawn(o) => Event::OriginWithdrawn(o),
+                });
+            }
+            (new, refused)
+        };
+        let names = (new.iter())
+            .filter(|r| !withdrawn.contains(&r.origin))
+            .filter_map(|r| match &r.origin {
+                Origin::Node(name) if *name != own => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        if !new.is_empty() {
+            self.restoring = Some(Restoring { saved_at, names });
+        }
+        self.after(now);
+        Restored {
+            kept: new.len(),
+            refused,
+            saved_at,
+        }
+    }
+
+    /// While the node serves what [`Node::restore`] brought back and no peer has synced with
+    /// it yet: when that copy was saved (ms since the Unix epoch).
+    pub fn restored_at(&self) -> Option<u64> {
+        self.restoring.as_ref().map(|r| r.saved_at)
+    }
+
+    /// A peer has synced with us: what we serve is no longer only what we restored, and the
+    /// restored nodes that are not alive start their grace period.
+    fn heard_from_peer(&mut self, now: Instant) {
+        if let Some(restoring) = self.restoring.take() {
+            for name in restoring.names {
+                self.presence.records_seen(now, &name);
+            }
+        }
+    }
+
     /// The live members, ourselves excluded.
     pub fn members(&self) -> Vec<NodeId> {
         self.membership.members().cloned().collect()
@@ -490,15 +619,22 @@ impl Node {
         let response = {
             let shared = lock(&self.shared);
             let (records, wanted) = sync::answer(&shared.store, &request);
+            // A full digest with nothing newer than ours: we are as current as that peer.
+            let current = request.kind == SyncKind::Full && wanted.is_empty();
             let known = (request.kind == SyncKind::Full).then_some(&request.certs[..]);
             let certs = sync::certificates_for(&shared.trust, &records, known);
-            SyncResponse {
+            let response = SyncResponse {
                 records,
                 wanted,
                 members,
                 certs,
-            }
+            };
+            (response, current)
         };
+        let (response, current) = response;
+        if current {
+            self.heard_from_peer(now);
+        }
         self.after(now);
         Ok(wire::encode_sync(
             self.config.cluster,
@@ -525,6 +661,9 @@ impl Node {
             sync::push_for(&shared.store, &shared.trust, &response)
         });
         let new = self.apply_sync_records(now, response.records, &response.certs);
+        if kind == Some(SyncKind::Full) {
+            self.heard_from_peer(now);
+        }
         if kind == Some(SyncKind::Pull) {
             // A pull answers a notice: we now hold the data, so we spread it (whole if small,
             // else as our own notice, which we can serve). This keeps large payloads epidemic.
@@ -550,6 +689,7 @@ impl Node {
             return Err(Error::UnexpectedSyncMessage { wanted: "push" });
         };
         self.apply_sync_records(now, push.records, &push.certs);
+        self.heard_from_peer(now);
         self.after(now);
         Ok(())
     }

@@ -97,6 +97,9 @@ pub struct Store {
     entries: BTreeMap<Origin, Entry>,
     withdrawn: BTreeSet<Origin>,
     events: VecDeque<StoreEvent>,
+    /// Counts every change to what would be saved (versions, seals, withdrawals, forgotten
+    /// tombstones), so the agent can tell whether the saved copy is stale.
+    changes: u64,
 }
 
 #[derive(Debug)]
@@ -165,6 +168,7 @@ impl Store {
             entries: BTreeMap::new(),
             withdrawn: BTreeSet::new(),
             events: VecDeque::new(),
+            changes: 0,
         }
     }
 
@@ -204,6 +208,7 @@ impl Store {
             && entry.version == version
         {
             entry.seal = Some(seal);
+            self.changes += 1;
         }
     }
 
@@ -249,6 +254,7 @@ impl Store {
                 .push_back(StoreEvent::OriginChanged(origin.clone()));
         }
         self.entries.insert(origin, entry);
+        self.changes += 1;
         Applied::New
     }
 
@@ -306,6 +312,7 @@ impl Store {
         if !self.withdrawn.insert(origin.clone()) {
             return false;
         }
+        self.changes += 1;
         if self
             .entries
             .get(origin)
@@ -322,6 +329,7 @@ impl Store {
         if !self.withdrawn.remove(origin) {
             return false;
         }
+        self.changes += 1;
         if self.entries.contains_key(origin) {
             self.events
                 .push_back(StoreEvent::OriginChanged(origin.clone()));
@@ -337,8 +345,27 @@ impl Store {
     /// Forget tombstones older than the TTL.
     pub fn collect_garbage(&mut self, now: Instant) {
         let ttl = self.config.tombstone_ttl;
+        let before = self.entries.len();
         self.entries
             .retain(|_, e| !e.payload.is_empty() || now.saturating_duration_since(e.since) < ttl);
+        self.changes += (before - self.entries.len()) as u64;
+    }
+
+    /// How many changes the store has seen: it differs from an earlier reading exactly when
+    /// something a saved copy holds has changed since.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Every origin held (withdrawn and tombstones included) with its version, payload, seal
+    /// and whether it is withdrawn: what a saved copy holds.
+    pub(crate) fn saved(
+        &self,
+    ) -> impl Iterator<Item = (&Origin, Version, &Bytes, Option<&Seal>, bool)> {
+        self.entries.iter().map(|(origin, e)| {
+            let withdrawn = self.withdrawn.contains(origin);
+            (origin, e.version, &e.payload, e.seal.as_ref(), withdrawn)
+        })
     }
 
     /// The next change for the agent, oldest first.

@@ -14,7 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::core::node::SyncOpen;
 use crate::core::trust::{Keys, Rejections};
 use crate::net::transport::{Credentials, Incoming, Transport, TransportError};
-use crate::{Event, MemberState, Node, NodeId, Origin, Record, Version};
+use crate::{Event, MemberState, Node, NodeId, Origin, Record, Snapshot, Version};
 
 /// A handle on a running gossip node; cheap to clone. The node leaves the cluster and stops on
 /// [`Gossip::leave`], or when every handle is gone.
@@ -55,6 +55,8 @@ enum Command {
     Join(NodeId),
     Leave(oneshot::Sender<()>),
     Reload(Box<Reload>, oneshot::Sender<Result<(), TransportError>>),
+    Snapshot(u64, oneshot::Sender<Option<(u64, Snapshot)>>),
+    Restored(oneshot::Sender<Option<u64>>),
 }
 
 /// What [`Gossip::reload`] puts in force: this node's credentials and the deny list.
@@ -129,6 +131,18 @@ impl Gossip {
         Ok(self
             .ask(|reply| Command::Reload(Box::new(reload), reply))
             .await??)
+    }
+
+    /// A copy of the store to keep ([`Node::snapshot`]), with the store's change count, unless
+    /// the count is still `since` (nothing changed since the copy taken then).
+    pub async fn snapshot(&self, since: u64) -> Result<Option<(u64, Snapshot)>, Stopped> {
+        self.ask(|reply| Command::Snapshot(since, reply)).await
+    }
+
+    /// When the restored copy this node serves was saved (ms since the Unix epoch), until a
+    /// peer has synced with it ([`Node::restored_at`]).
+    pub async fn restored(&self) -> Result<Option<u64>, Stopped> {
+        self.ask(Command::Restored).await
     }
 
     /// The traffic counters.
@@ -297,6 +311,14 @@ impl Driver {
                     self.node.set_revoked(now, reload.revoked);
                 }
                 let _ = reply.send(result);
+            }
+            Command::Snapshot(since, reply) => {
+                let changes = self.node.store_changes();
+                let copy = (changes != since).then(|| (changes, self.node.snapshot(wall_millis())));
+                let _ = reply.send(copy);
+            }
+            Command::Restored(reply) => {
+                let _ = reply.send(self.node.restored_at());
             }
             // Handled by the loop, which stops.
             Command::Leave(_) => {}
