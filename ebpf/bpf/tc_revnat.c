@@ -30,6 +30,8 @@ int beacon_tc_revnat(struct __sk_buff *skb)
 	if (!revnat_filter_test(&pkt.flow.src, pkt.flow.sport, pkt.flow.proto))
 		return TC_ACT_OK;
 	vip = bpf_map_lookup_elem(&beacon_revnat, &pkt.flow);
+	if (!vip) /* a flow the rate guard did not save? */
+		vip = bpf_map_lookup_elem(&beacon_revnat_overflow, &pkt.flow);
 	if (!vip)
 		return TC_ACT_OK;
 	l3_off = pkt.l3 - data;

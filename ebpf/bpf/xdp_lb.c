@@ -6,7 +6,8 @@
  * Client -> VIP:port becomes client -> backend:port in place, with checksums updated, and is
  * passed to the kernel (XDP_PASS), which routes it to the backend, local or remote. The flow
  * table pins each 5-tuple to its backend; beacon_revnat remembers how to undo the translation
- * for replies, which beacon_tc_revnat (tc_revnat.c) does on the way back out.
+ * for replies, which beacon_tc_revnat (tc_revnat.c) does on the way back out. New flows over
+ * the rate guard are translated but not saved (lib/flow.h flow_backend()).
  *
  * Anything this program does not translate passes untouched; see lib/parse.h for what is out
  * of scope (fragments, IP options, IPv6 extension headers, ICMP errors, VLANs).
@@ -14,6 +15,22 @@
 #include "lib/flow.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
+
+static __always_inline void count_flow_result(int result)
+{
+	if (result == FLOW_HIT) {
+		stat_inc(BEACON_STAT_XDP_FLOW_HIT);
+		return;
+	}
+	if (result == FLOW_RESELECT) {
+		stat_inc(BEACON_STAT_XDP_FLOW_RESELECT);
+		return;
+	}
+	/* Every new flow counts as new; those the rate guard left out of the table, also unsaved. */
+	stat_inc(BEACON_STAT_XDP_FLOW_NEW);
+	if (result == FLOW_UNSAVED)
+		stat_inc(BEACON_STAT_XDP_FLOW_UNSAVED);
+}
 
 SEC("xdp")
 int beacon_xdp_lb(struct xdp_md *ctx)
@@ -44,9 +61,7 @@ int beacon_xdp_lb(struct xdp_md *ctx)
 		stat_inc(BEACON_STAT_XDP_NO_BACKEND);
 		return XDP_PASS;
 	}
-	stat_inc(result == FLOW_HIT	 ? BEACON_STAT_XDP_FLOW_HIT
-		 : result == FLOW_NEW ? BEACON_STAT_XDP_FLOW_NEW
-				      : BEACON_STAT_XDP_FLOW_RESELECT);
+	count_flow_result(result);
 	xdp_dnat(ctx, &pkt, data_end, be);
 	count_forward(vip->index, ref.id, data_end - data, result != FLOW_HIT);
 	return XDP_PASS;

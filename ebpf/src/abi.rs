@@ -24,6 +24,8 @@ pub const RING_SIZE: u32 = 4093;
 pub const MAX_BACKENDS: u32 = 4096;
 /// Entries of the XDP flow table and of its reverse table.
 pub const FLOW_TABLE_SIZE: u32 = 65536;
+/// Entries of the overflow reverse table ([`maps::REVNAT_OVERFLOW`]).
+pub const REVNAT_OVERFLOW_SIZE: u32 = 8192;
 /// Entries of the socket reverse map and the connected-UDP map.
 pub const SOCK_TABLE_SIZE: u32 = 65536;
 /// Ring slots a new flow tries when its slot names a drained or removed backend.
@@ -65,7 +67,7 @@ pub const KFUNC_SOCK_DESTROY_MAGIC: u32 = 0x7eac_0de5;
 /// Layout version of the maps userspace pins ([`maps::PINNED`]), stored in [`maps::ABI`]. Bump it
 /// whenever a pinned map's key, value, size or meaning changes: a starting agent adopts pinned
 /// maps only when their version is this one (and their shapes match the object's).
-pub const MAPS_ABI_VERSION: u32 = 1;
+pub const MAPS_ABI_VERSION: u32 = 2;
 
 /// Map names in the object.
 pub mod maps {
@@ -85,6 +87,13 @@ pub mod maps {
     /// `LRU_HASH` [`super::FlowKey`] backend→client → [`super::VipEndpoint`]. XDP writes,
     /// tc reads.
     pub const REVNAT: &str = "beacon_revnat";
+    /// `LRU_HASH` (per-CPU LRU lists), [`super::REVNAT_OVERFLOW_SIZE`] entries, like [`REVNAT`]:
+    /// the reverse entries of new flows the rate guard did not save in [`FLOWS`]. XDP writes,
+    /// tc reads when [`REVNAT`] has no entry.
+    pub const REVNAT_OVERFLOW: &str = "beacon_revnat_overflow";
+    /// `PERCPU_ARRAY` `u32` → `struct flow_rate` (two `u64`: window start in ns, new flows in
+    /// it), one entry: the rate guard's window on each CPU. XDP only.
+    pub const FLOW_RATE: &str = "beacon_flow_rate";
     /// `ARRAY` `u32` → `u64`, [`super::REVNAT_FILTER_BITS`] / 64 entries: a bitmap over a hash
     /// of the backend endpoints XDP has sent flows to; tc looks replies up in [`REVNAT`] only
     /// when their source's bit is set. XDP sets bits; nothing clears them. Userspace leaves it.
@@ -105,13 +114,15 @@ pub mod maps {
 
     /// Every map that outlives the agent when pinned: all but the object's `.rodata` (load-time
     /// configuration, which belongs to each load).
-    pub const PINNED: [&str; 13] = [
+    pub const PINNED: [&str; 15] = [
         VIPS,
         VIP_SLOTS,
         RINGS,
         BACKENDS,
         FLOWS,
         REVNAT,
+        REVNAT_OVERFLOW,
+        FLOW_RATE,
         REVNAT_FILTER,
         SOCK_REV,
         SOCK_CONN,
@@ -120,6 +131,14 @@ pub mod maps {
         STATS,
         ABI,
     ];
+}
+
+/// Load-time configuration: `volatile const` globals of `bpf/lib/config.h`, set with
+/// `EbpfLoader::override_global(name, value, true)` before the object loads.
+pub mod globals {
+    /// `u32`: new flows each CPU may save in the XDP flow table per one-second window; flows
+    /// over it are balanced but not saved (the new-flow rate guard). 0: no guard (the default).
+    pub const NEW_FLOW_RATE_LIMIT: &str = "beacon_new_flow_rate_limit";
 }
 
 /// Program names in the object, with how to attach them (aya 0.14).
@@ -181,10 +200,15 @@ pub enum Stat {
     SockDestroyed,
     /// connect/sendmsg to an address in the named-VIP ranges that is no VIP: refused.
     SockRangeRefused,
+    /// New flows over the rate guard: balanced, not saved in the flow table (also counted in
+    /// [`Stat::XdpFlowNew`]).
+    XdpFlowUnsaved,
+    /// Flow hits whose reverse entry had been evicted and was written again.
+    XdpRevnatRestored,
 }
 
 /// Number of [`Stat`] counters (`BEACON_STAT_MAX`).
-pub const STAT_MAX: u32 = 16;
+pub const STAT_MAX: u32 = 18;
 
 /// `struct vip_key`: one VIP is one (address, port, protocol).
 #[repr(C)]
@@ -570,6 +594,6 @@ mod tests {
 
     #[test]
     fn stat_max_follows_the_last_counter() {
-        assert_eq!(Stat::SockRangeRefused as u32 + 1, STAT_MAX);
+        assert_eq!(Stat::XdpRevnatRestored as u32 + 1, STAT_MAX);
     }
 }

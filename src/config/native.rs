@@ -134,6 +134,11 @@ pub struct VipSettings {
     /// VIPs one node's registrations may declare (so that no node fills the kernel's tables).
     /// Set the same on every node.
     pub max_registered_vips: usize,
+    /// Entries of the XDP flow table (and of its reverse table), shared out among the CPUs.
+    pub flow_table_size: u32,
+    /// New XDP flows each CPU saves in the flow table per second; flows over it are balanced
+    /// but not saved, so a SYN flood cannot evict established flows. 0: no limit.
+    pub new_flow_rate_limit: u32,
 }
 
 impl Default for VipSettings {
@@ -147,6 +152,8 @@ impl Default for VipSettings {
             bpffs_dir: "/sys/fs/bpf/beacon".into(),
             ip_vip_ranges: Vec::new(),
             max_registered_vips: 64,
+            flow_table_size: 65536,
+            new_flow_rate_limit: 20000,
         }
     }
 }
@@ -160,13 +167,20 @@ impl VipSettings {
         }
     }
 
-    /// Checks the period.
+    /// Checks the period and the flow table's size.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.reconcile.is_zero() {
             return Err(ConfigError::OutOfRange {
                 key: "vip.reconcile_secs",
                 value: 0,
                 expected: "at least 1",
+            });
+        }
+        if !(1024..=16_777_216).contains(&self.flow_table_size) {
+            return Err(ConfigError::OutOfRange {
+                key: "vip.flow_table_size",
+                value: u64::from(self.flow_table_size),
+                expected: "1024 to 16777216",
             });
         }
         Ok(())

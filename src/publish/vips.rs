@@ -336,6 +336,8 @@ fn plane_config(settings: &VipSettings) -> beacon_vip_lb::DataPlaneConfig {
         },
         reconcile_interval: settings.reconcile,
         bpffs_dir: (!settings.bpffs_dir.as_os_str().is_empty()).then(|| settings.bpffs_dir.clone()),
+        flow_table_size: settings.flow_table_size,
+        new_flow_rate_limit: settings.new_flow_rate_limit,
         ..defaults
     }
 }

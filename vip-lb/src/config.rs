@@ -45,6 +45,17 @@ pub struct DataPlaneConfig {
     /// there. `None`: nothing pinned, and dropping the [`DataPlane`](crate::DataPlane) detaches
     /// everything. Default: `None` (the agent pins at `/sys/fs/bpf/beacon`).
     pub bpffs_dir: Option<PathBuf>,
+    /// Entries of the XDP flow table and of its reverse table, shared out among the CPUs (each
+    /// CPU's LRU list holds about `flow_table_size / CPUs`; the kernel rounds the size up to a
+    /// multiple of the CPUs). A pinned table of another size is a layout change: the tables
+    /// start empty (established flows are picked again from the ring). Default:
+    /// [`abi::FLOW_TABLE_SIZE`](beacon_ebpf::abi::FLOW_TABLE_SIZE) (65536).
+    pub flow_table_size: u32,
+    /// The new-flow rate guard (Katran's flood mode): new XDP flows each CPU saves in the flow
+    /// table per second. Flows over it are still balanced but not saved, so a flood of new
+    /// flows (a SYN flood from spoofed sources) cannot evict established ones; they count as
+    /// `xdp_flow_unsaved`. 0: no guard. Default: 0 (the agent's default is 20000).
+    pub new_flow_rate_limit: u32,
 }
 
 impl Default for DataPlaneConfig {
@@ -57,6 +68,8 @@ impl Default for DataPlaneConfig {
             removal_grace: Duration::from_secs(10),
             socket_lb: true,
             bpffs_dir: None,
+            flow_table_size: beacon_ebpf::abi::FLOW_TABLE_SIZE,
+            new_flow_rate_limit: 0,
         }
     }
 }

@@ -78,7 +78,7 @@ impl DataPlane {
     pub fn start(config: &DataPlaneConfig) -> Result<Self, DataPlaneError> {
         loader::check(config)?;
         let pinned = match &config.bpffs_dir {
-            Some(dir) => Some(Pins::prepare(dir)?),
+            Some(dir) => Some(Pins::prepare(dir, &loader::map_sizes(config))?),
             None => None,
         };
         let (pins, found) = match pinned {
@@ -107,6 +107,8 @@ impl DataPlane {
             mode = ?config.xdp_mode,
             udp_destroy,
             pinned = ?config.bpffs_dir,
+            flow_table_size = config.flow_table_size,
+            new_flow_rate_limit = config.new_flow_rate_limit,
             adopted_vips = state.vips().len(),
             "VIP data plane on"
         );

@@ -60,6 +60,14 @@ pub enum DataPlaneError {
         /// What to try.
         hint: &'static str,
     },
+    /// Occurs when a setting of the [`DataPlaneConfig`](crate::DataPlaneConfig) is out of range.
+    #[error("VIP data plane off: {setting} {detail}; fix the data plane's configuration")]
+    Setting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with its value.
+        detail: String,
+    },
     /// Occurs when the pin directory is not on a bpf file system (and none could be mounted).
     #[error(
         "VIP data plane off: {0} is not on a bpf file system; mount one \

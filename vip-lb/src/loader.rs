@@ -61,7 +61,7 @@ pub(crate) fn load_and_attach(
     pins: Option<&Pins>,
     defer: bool,
 ) -> Result<(Ebpf, bool, Vec<Pending>), DataPlaneError> {
-    let (mut bpf, sock_destroy) = load_object(pins)?;
+    let (mut bpf, sock_destroy) = load_object(config, pins)?;
     if let Some(pins) = pins {
         detach_unwanted(pins, config)?;
     }
@@ -95,9 +95,24 @@ where
         })
 }
 
-/// Checks that the cgroup and interfaces exist, so that a config mistake is reported before
-/// anything loads (or any pin is touched).
+/// The sizes of the maps whose size is configured, by name: the flow table and its reverse
+/// table. The object's own sizes hold for every other map.
+pub(crate) fn map_sizes(config: &DataPlaneConfig) -> [(&'static str, u32); 2] {
+    [
+        (abi::maps::FLOWS, config.flow_table_size),
+        (abi::maps::REVNAT, config.flow_table_size),
+    ]
+}
+
+/// Checks the settings, and that the cgroup and interfaces exist, so that a config mistake is
+/// reported before anything loads (or any pin is touched).
 pub(crate) fn check(config: &DataPlaneConfig) -> Result<(), DataPlaneError> {
+    if config.flow_table_size == 0 {
+        return Err(DataPlaneError::Setting {
+            setting: "flow_table_size",
+            detail: "is 0".into(),
+        });
+    }
     if config.socket_lb {
         if config.cgroup.as_os_str().is_empty() {
             return Err(DataPlaneError::NoCgroup2);
@@ -134,9 +149,18 @@ fn if_index(name: &str) -> Option<u32> {
 }
 
 /// Loads the object, with the kfunc patched in when the kernel has `bpf_sock_destroy`, on the
-/// pinned maps with `pins`. Returns whether the UDP iterator can be loaded.
-fn load_object(pins: Option<&Pins>) -> Result<(Ebpf, bool), DataPlaneError> {
+/// pinned maps with `pins`, with the configured map sizes and rate guard. Returns whether the
+/// UDP iterator can be loaded.
+fn load_object(
+    config: &DataPlaneConfig,
+    pins: Option<&Pins>,
+) -> Result<(Ebpf, bool), DataPlaneError> {
     let mut loader = EbpfLoader::new();
+    for (name, size) in map_sizes(config) {
+        loader.map_max_entries(name, size);
+    }
+    let limit = config.new_flow_rate_limit;
+    loader.override_global(abi::globals::NEW_FLOW_RATE_LIMIT, &limit, true);
     for name in pins.map(|_| abi::maps::PINNED).into_iter().flatten() {
         // Pinned (or, the first time, created and pinned) at the path: shared across agents.
         loader.map_pin_path(name, pins.map(|p| p.map_path(name)).unwrap_or_default());

@@ -14,7 +14,9 @@
 //! descriptor is closed: a stop of any kind leaves balancing running with the last maps. Only
 //! [`remove`] (or unpinning by hand) detaches. Pinned maps are adopted when their layout version
 //! ([`abi::MAPS_ABI_VERSION`] in `maps/beacon_abi`) and their shapes (type, key and value size,
-//! entries, flags) match this build's object. Otherwise (an upgrade that changes the layout) the
+//! entries, flags) match this build's object as configured (`flow_table_size` sets the entries
+//! of the flow tables, so changing it is a layout change). Otherwise (an upgrade that changes
+//! the layout, or a new table size) the
 //! new object gets new maps in `maps-next`, the old programs keep serving from the old maps, and
 //! once the catalog is programmed in the new maps every pinned link switches to its new program
 //! (`BPF_LINK_UPDATE`, one link after the other) and `maps-next` becomes `maps`
@@ -74,8 +76,12 @@ pub struct Removed {
 impl Pins {
     /// Makes sure `dir` is on a bpf file system (mounting one at `/sys/fs/bpf` when `dir` is
     /// under it and nothing is mounted there), creates its subdirectories, and checks what is
-    /// pinned: maps of another layout are removed (with their links) before anything loads.
-    pub(crate) fn prepare(dir: &Path) -> Result<(Self, Found), DataPlaneError> {
+    /// pinned against the object's maps with the configured `sizes` (map name, max_entries): a
+    /// size change is a layout change.
+    pub(crate) fn prepare(
+        dir: &Path,
+        sizes: &[(&str, u32)],
+    ) -> Result<(Self, Found), DataPlaneError> {
         ensure_bpffs(dir)?;
         fs::create_dir_all(dir).map_err(|e| pin_error(dir, &e))?;
         let mut pins = Self {
@@ -86,7 +92,7 @@ impl Pins {
         for sub in [pins.maps_dir(), pins.links_dir()] {
             fs::create_dir_all(&sub).map_err(|e| pin_error(&sub, &e))?;
         }
-        let found = match pins.check_layout() {
+        let found = match pins.check_layout(sizes) {
             Ok(false) => Found::Nothing,
             Ok(true) => Found::Adoptable,
             Err(why) => {
@@ -164,9 +170,9 @@ impl Pins {
         self.dir.join("links")
     }
 
-    /// Whether maps are pinned (`Ok(false)`: none), and if so whether this build may adopt
-    /// them (`Err`: why not).
-    fn check_layout(&self) -> Result<bool, String> {
+    /// Whether maps are pinned (`Ok(false)`: none), and if so whether this build, with these
+    /// map `sizes`, may adopt them (`Err`: why not).
+    fn check_layout(&self, sizes: &[(&str, u32)]) -> Result<bool, String> {
         let pinned = list(&self.maps_dir());
         if pinned.is_empty() {
             return Ok(false);
@@ -186,7 +192,8 @@ impl Pins {
                 return Err(format!("{name} is not a map of this agent"));
             };
             let have = MapInfo::from_pin(&path).map_err(|e| format!("{name}: {e}"))?;
-            same_shape(name, want, &have)?;
+            let size = sizes.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+            same_shape(name, want, size, &have)?;
         }
         Ok(true)
     }
@@ -284,13 +291,21 @@ fn list(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn same_shape(name: &str, want: &aya_obj::Map, have: &MapInfo) -> Result<(), String> {
+/// Whether the pinned map `have` is the object's map `want`, loaded with `size` entries if
+/// given (the loader's override) or the object's.
+fn same_shape(
+    name: &str,
+    want: &aya_obj::Map,
+    size: Option<u32>,
+    have: &MapInfo,
+) -> Result<(), String> {
     let have_type = have.map_type().map(|t| t as u32).unwrap_or(u32::MAX);
+    let entries = size.unwrap_or_else(|| want.max_entries());
     let want_shape = (
         want.map_type(),
         want.key_size(),
         want.value_size(),
-        want.max_entries(),
+        kernel_entries(want.map_type(), want.map_flags(), entries, possible_cpus()),
         want.map_flags(),
     );
     let have_shape = (
@@ -307,6 +322,28 @@ fn same_shape(name: &str, want: &aya_obj::Map, have: &MapInfo) -> Result<(), Str
         ));
     }
     Ok(())
+}
+
+/// `BPF_F_NO_COMMON_LRU`: an LRU hash with one LRU list per CPU.
+const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
+
+/// The `max_entries` the kernel gives a map asked for `entries`: a hash with per-CPU LRU lists
+/// gets a multiple of the possible CPUs (rounded up, or down on overflow), so that every CPU's
+/// list has the same share (`htab_map_alloc()`).
+fn kernel_entries(map_type: u32, flags: u32, entries: u32, cpus: u32) -> u32 {
+    let lru = map_type == aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_HASH as u32
+        || map_type == aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32;
+    if !lru || flags & BPF_F_NO_COMMON_LRU == 0 || cpus <= 1 {
+        return entries;
+    }
+    match entries.checked_next_multiple_of(cpus) {
+        Some(up) => up,
+        None => entries - entries % cpus,
+    }
+}
+
+fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().map_or(1, |n| n as u32)
 }
 
 /// Mounts bpffs at `/sys/fs/bpf` if `dir` is under it and it is not mounted; then `dir` (or
@@ -358,5 +395,27 @@ pub(crate) fn pin_error(path: &Path, e: &dyn std::fmt::Display) -> DataPlaneErro
     DataPlaneError::Pin {
         path: path.to_path_buf(),
         detail: crate::error::first_line(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aya_obj::generated::bpf_map_type::{BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_LRU_HASH};
+
+    use super::*;
+
+    #[test]
+    fn per_cpu_lru_sizes_round_to_a_multiple_of_the_cpus() {
+        let lru = BPF_MAP_TYPE_LRU_HASH as u32;
+        assert_eq!(kernel_entries(lru, BPF_F_NO_COMMON_LRU, 65536, 2), 65536);
+        assert_eq!(kernel_entries(lru, BPF_F_NO_COMMON_LRU, 65536, 3), 65538);
+        assert_eq!(kernel_entries(lru, BPF_F_NO_COMMON_LRU, 1000, 7), 1001);
+        assert_eq!(
+            kernel_entries(lru, BPF_F_NO_COMMON_LRU, u32::MAX, 2),
+            u32::MAX - 1
+        );
+        // A common LRU list, or another type: as asked.
+        assert_eq!(kernel_entries(lru, 0, 1000, 7), 1000);
+        assert_eq!(kernel_entries(BPF_MAP_TYPE_ARRAY as u32, 0, 1000, 7), 1000);
     }
 }

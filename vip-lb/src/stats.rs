@@ -60,7 +60,7 @@ impl Counters {
 }
 
 /// Every global counter of `beacon_stats`, with a metric-friendly name.
-pub(crate) const GLOBAL: [(abi::Stat, &str); 16] = [
+pub(crate) const GLOBAL: [(abi::Stat, &str); 18] = [
     (abi::Stat::XdpPackets, "xdp_packets"),
     (abi::Stat::XdpNotIp, "xdp_not_ip"),
     (abi::Stat::XdpUnsupported, "xdp_unsupported"),
@@ -77,6 +77,8 @@ pub(crate) const GLOBAL: [(abi::Stat, &str); 16] = [
     (abi::Stat::SockRevnat, "sock_revnat"),
     (abi::Stat::SockDestroyed, "sock_destroyed"),
     (abi::Stat::SockRangeRefused, "sock_range_refused"),
+    (abi::Stat::XdpFlowUnsaved, "xdp_flow_unsaved"),
+    (abi::Stat::XdpRevnatRestored, "xdp_revnat_restored"),
 ];
 
 #[cfg(test)]

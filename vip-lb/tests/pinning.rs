@@ -199,3 +199,47 @@ fn set_version(pins: &PinDir, version: u32) {
     let mut array: Array<MapData, u32> = Array::try_from(Map::Array(data)).unwrap();
     array.set(0, version, 0).unwrap();
 }
+
+/// The flow table's size is part of the layout: the same size (even one the kernel rounds up to
+/// a multiple of the CPUs) is adopted across restarts; another size gets new maps of that size.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn a_new_flow_table_size_is_a_layout_change() {
+    require_root("a_new_flow_table_size_is_a_layout_change");
+    let pins = PinDir::new("size");
+    let web = ip_key(sa("10.77.200.1:80"), Protocol::Tcp);
+    let t = table(vec![(web, vec![backend(sa("10.77.201.1:8080"), 1, "n1")])]);
+    let want = desired(&t, &t.named_addresses(), &BTreeSet::new());
+    let start = |size: u32| {
+        DataPlane::start(&DataPlaneConfig {
+            socket_lb: false,
+            bpffs_dir: Some(pins.path().to_path_buf()),
+            flow_table_size: size,
+            ..DataPlaneConfig::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let cpus = aya::util::nr_cpus().unwrap() as u32;
+    // Not a multiple of the CPUs where there are several: the kernel rounds it up.
+    let odd = 1000 * cpus + u32::from(cpus > 1);
+    let mut first = start(odd);
+    first.apply(&want).unwrap();
+    drop(first);
+    let entries = || {
+        aya::maps::MapInfo::from_pin(pins.path().join("maps").join(abi::maps::FLOWS))
+            .unwrap()
+            .max_entries()
+    };
+    assert_eq!(entries(), odd.next_multiple_of(cpus));
+    let second = start(odd);
+    assert_eq!(second.kernel_vips(), 1, "the same size is adopted");
+    drop(second);
+    let mut third = start(2048 * cpus);
+    assert_eq!(third.kernel_vips(), 0, "another size is a layout change");
+    third.apply(&want).unwrap();
+    assert_eq!(entries(), 2048 * cpus);
+    drop(third);
+}

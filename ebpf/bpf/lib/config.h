@@ -16,4 +16,12 @@
  */
 volatile const __u32 beacon_hash_seed = 0;
 
+/*
+ * The new-flow rate guard (Katran's flood mode, MAX_CONN_RATE): how many new flows each CPU may
+ * save in the flow table per one-second window. Flows over it are still balanced (the ring picks
+ * their backend) but not saved, so a flood of new flows (a SYN flood from spoofed sources)
+ * cannot evict established flows from the LRU tables. 0: no guard.
+ */
+volatile const __u32 beacon_new_flow_rate_limit = 0;
+
 #endif /* BEACON_CONFIG_H */

@@ -44,6 +44,14 @@
 #ifndef BEACON_FLOW_TABLE_SIZE
 #define BEACON_FLOW_TABLE_SIZE 65536
 #endif
+/*
+ * Entries of the overflow reverse table (beacon_revnat_overflow): reverse entries of the new
+ * flows the rate guard left out of the flow table (see lib/flow.h new_flow_may_save()). A flood
+ * churns this table, not beacon_revnat.
+ */
+#ifndef BEACON_REVNAT_OVERFLOW_SIZE
+#define BEACON_REVNAT_OVERFLOW_SIZE 8192
+#endif
 #ifndef BEACON_SOCK_TABLE_SIZE
 #define BEACON_SOCK_TABLE_SIZE 65536
 #endif
@@ -100,6 +108,8 @@ enum beacon_stat {
 	BEACON_STAT_SOCK_REVNAT, /* recvmsg/getpeername rewritten back to the VIP */
 	BEACON_STAT_SOCK_DESTROYED, /* connected UDP sockets destroyed by the iterator */
 	BEACON_STAT_SOCK_RANGE_REFUSED, /* connect/sendmsg to a named-VIP address that is no VIP */
+	BEACON_STAT_XDP_FLOW_UNSAVED, /* new flows over the rate guard: balanced, not saved */
+	BEACON_STAT_XDP_REVNAT_RESTORED, /* flow hits whose evicted reverse entry was written again */
 	BEACON_STAT_MAX,
 };
 

@@ -10,6 +10,8 @@
  *   beacon_backends      ARRAY   u32 backend id -> backend           userspace writes
  *   beacon_flows         LRU     flow_key (client->VIP) -> backend_ref      XDP
  *   beacon_revnat        LRU     flow_key (backend->client) -> vip_endpoint XDP writes, tc reads
+ *   beacon_revnat_overflow LRU   the same, for flows the rate guard did not save
+ *   beacon_flow_rate     PERCPU_ARRAY [1] -> flow_rate               XDP: the rate guard's window
  *   beacon_revnat_filter ARRAY   u32 [FILTER_BITS / 64] -> u64       XDP sets bits, tc reads
  *   beacon_sock_rev      LRU     sock_rev_key -> vip_endpoint        connect/sendmsg write,
  *                                                                    recvmsg/getpeername read
@@ -88,6 +90,27 @@ struct {
 	__uint(max_entries, BEACON_FLOW_TABLE_SIZE);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 } beacon_revnat SEC(".maps");
+
+/*
+ * Reverse entries of new flows the rate guard did not save (lib/flow.h flow_backend()), so that
+ * their replies are still translated while a flood churns this table instead of beacon_revnat.
+ * tc looks here when beacon_revnat has no entry.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flow_key);
+	__type(value, struct vip_endpoint);
+	__uint(max_entries, BEACON_REVNAT_OVERFLOW_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+} beacon_revnat_overflow SEC(".maps");
+
+/* The rate guard's state: this CPU's current one-second window and the new flows seen in it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flow_rate);
+	__uint(max_entries, 1);
+} beacon_flow_rate SEC(".maps");
 
 /*
  * Which backend endpoints have translated flows, as bits of a hash (lib/flow.h

@@ -104,6 +104,12 @@ struct lb_counters {
 	__u64 misses;
 };
 
+/* beacon_flow_rate value: the rate guard's window on one CPU. */
+struct flow_rate {
+	__u64 window_start; /* bpf_ktime_get_ns() when the window began */
+	__u64 new_flows; /* new flows seen in it */
+};
+
 _Static_assert(sizeof(union beacon_addr) == 16, "beacon_addr");
 _Static_assert(sizeof(struct vip_key) == 20, "vip_key");
 _Static_assert(sizeof(struct vip_info) == 8, "vip_info");
@@ -115,5 +121,6 @@ _Static_assert(sizeof(struct flow_key) == 40, "flow_key");
 _Static_assert(sizeof(struct vip_endpoint) == 20, "vip_endpoint");
 _Static_assert(sizeof(struct sock_rev_key) == 32, "sock_rev_key");
 _Static_assert(sizeof(struct lb_counters) == 32, "lb_counters");
+_Static_assert(sizeof(struct flow_rate) == 16, "flow_rate");
 
 #endif /* BEACON_TYPES_H */

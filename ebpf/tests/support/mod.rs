@@ -20,6 +20,37 @@ pub fn load() -> Ebpf {
     Ebpf::load(beacon_ebpf::OBJECT).expect("load beacon object")
 }
 
+/// Loads the object with the new-flow rate guard at `rate_limit` and, if given, flow tables of
+/// `flow_table` entries.
+pub fn load_with(rate_limit: u32, flow_table: Option<u32>) -> Ebpf {
+    let mut loader = aya::EbpfLoader::new();
+    loader.override_global(abi::globals::NEW_FLOW_RATE_LIMIT, &rate_limit, true);
+    if let Some(size) = flow_table {
+        loader.map_max_entries(abi::maps::FLOWS, size);
+        loader.map_max_entries(abi::maps::REVNAT, size);
+    }
+    loader
+        .load(beacon_ebpf::OBJECT)
+        .expect("load beacon object")
+}
+
+/// Keeps the calling thread on CPU 0, so that every test run of a program sees the same per-CPU
+/// state (LRU lists, the rate guard's window).
+pub fn stay_on_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_setaffinity(0, ..) affects this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        let rc = libc::sched_setaffinity(0, size_of_val(&set), &set);
+        assert_eq!(
+            rc,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 pub fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
