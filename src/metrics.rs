@@ -249,6 +249,11 @@ fn vip_vecs() -> prometheus::Result<(Vec<IntCounterVec>, Vec<IntGaugeVec>)> {
             "Flows and sockets given to a backend",
             &backend,
         )?,
+        counter(
+            "beacon_vip_data_plane_events_total",
+            "Data plane events by kind: XDP verdicts and flows (xdp_flow_unsaved: new flows balanced but not saved by the flood guard), tc and socket translations, connects refused in the VIP ranges (sock_range_refused)",
+            &["event"],
+        )?,
     ];
     let gauges = vec![
         IntGaugeVec::new(
@@ -292,6 +297,9 @@ impl prometheus::core::Collector for VipCollector {
                     c.with_label_values(&labels).inc_by(v);
                 }
             }
+        }
+        for (event, value) in self.vips.global_counters() {
+            counters[7].with_label_values(&[event]).inc_by(value);
         }
         let declared = state.table.vips.len() as i64;
         let programmed = state.programmed.len() as i64;

@@ -238,6 +238,15 @@ impl Vips {
         out
     }
 
+    /// The data plane's global counters by name (XDP verdicts, flood-guarded flows, tc and
+    /// socket translations, refused connects in the VIP ranges); empty while it is off.
+    pub fn global_counters(&self) -> Vec<(&'static str, u64)> {
+        match &self.plane {
+            Some(plane) => lock(plane).global_counters(),
+            None => Vec::new(),
+        }
+    }
+
     /// Repairs drift between the maps and the last programmed state. Blocking.
     pub fn reconcile(&self) {
         let Some(plane) = &self.plane else { return };

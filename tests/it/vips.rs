@@ -189,6 +189,11 @@ fn a_named_vip_and_an_ip_vip_reach_their_backends() {
         })
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
     assert!(flows.is_some_and(|n| n >= 12), "{metrics}");
+    // The data plane's own counters: every connect above was translated at the socket.
+    let translated = (metrics.lines())
+        .find_map(|l| l.strip_prefix("beacon_vip_data_plane_events_total{event=\"sock_xlate\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(translated.is_some_and(|n| n >= 12), "{metrics}");
 
     // b3's task goes away: no connection reaches it any more.
     master.serve(&state(master.addr, &ports[..2]));
