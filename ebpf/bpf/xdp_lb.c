@@ -9,8 +9,9 @@
  * for replies, which beacon_tc_revnat (tc_revnat.c) does on the way back out. New flows over
  * the rate guard are translated but not saved (lib/flow.h flow_backend()).
  *
- * Anything this program does not translate passes untouched; see lib/parse.h for what is out
- * of scope (fragments, IP options, IPv6 extension headers, ICMP errors, VLANs).
+ * Anything this program does not translate passes untouched, except TCP and UDP to an address
+ * in the named-VIP ranges that is no VIP, which is dropped (fail closed); see lib/parse.h for
+ * what is out of scope (fragments, IP options, IPv6 extension headers, ICMP, VLANs).
  */
 #include "lib/flow.h"
 #include "lib/nat.h"
@@ -51,6 +52,11 @@ int beacon_xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	vip = vip_slot_lookup(&pkt.flow.dst, pkt.flow.dport, pkt.flow.proto, pkt.flow.family);
+	if (!vip && in_named_range(&pkt.flow.dst, pkt.flow.family)) {
+		/* Fail closed: 11.0.0.0/8 is public address space, never to be routed off the node. */
+		stat_inc(BEACON_STAT_XDP_RANGE_DROPPED);
+		return XDP_DROP;
+	}
 	if (!vip || (vip->flags & BEACON_VIP_F_NO_PACKET_LB)) {
 		stat_inc(BEACON_STAT_XDP_NOT_VIP);
 		return XDP_PASS;

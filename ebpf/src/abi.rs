@@ -67,7 +67,7 @@ pub const KFUNC_SOCK_DESTROY_MAGIC: u32 = 0x7eac_0de5;
 /// Layout version of the maps userspace pins ([`maps::PINNED`]), stored in [`maps::ABI`]. Bump it
 /// whenever a pinned map's key, value, size or meaning changes: a starting agent adopts pinned
 /// maps only when their version is this one (and their shapes match the object's).
-pub const MAPS_ABI_VERSION: u32 = 2;
+pub const MAPS_ABI_VERSION: u32 = 3;
 
 /// Map names in the object.
 pub mod maps {
@@ -205,10 +205,12 @@ pub enum Stat {
     XdpFlowUnsaved,
     /// Flow hits whose reverse entry had been evicted and was written again.
     XdpRevnatRestored,
+    /// Packets to an address:port in the named-VIP ranges that is no VIP: dropped.
+    XdpRangeDropped,
 }
 
 /// Number of [`Stat`] counters (`BEACON_STAT_MAX`).
-pub const STAT_MAX: u32 = 18;
+pub const STAT_MAX: u32 = 19;
 
 /// `struct vip_key`: one VIP is one (address, port, protocol).
 #[repr(C)]
@@ -594,6 +596,6 @@ mod tests {
 
     #[test]
     fn stat_max_follows_the_last_counter() {
-        assert_eq!(Stat::XdpRevnatRestored as u32 + 1, STAT_MAX);
+        assert_eq!(Stat::XdpRangeDropped as u32 + 1, STAT_MAX);
     }
 }

@@ -60,7 +60,7 @@ impl Counters {
 }
 
 /// Every global counter of `beacon_stats`, with a metric-friendly name.
-pub(crate) const GLOBAL: [(abi::Stat, &str); 18] = [
+pub(crate) const GLOBAL: [(abi::Stat, &str); 19] = [
     (abi::Stat::XdpPackets, "xdp_packets"),
     (abi::Stat::XdpNotIp, "xdp_not_ip"),
     (abi::Stat::XdpUnsupported, "xdp_unsupported"),
@@ -79,6 +79,7 @@ pub(crate) const GLOBAL: [(abi::Stat, &str); 18] = [
     (abi::Stat::SockRangeRefused, "sock_range_refused"),
     (abi::Stat::XdpFlowUnsaved, "xdp_flow_unsaved"),
     (abi::Stat::XdpRevnatRestored, "xdp_revnat_restored"),
+    (abi::Stat::XdpRangeDropped, "xdp_range_dropped"),
 ];
 
 #[cfg(test)]

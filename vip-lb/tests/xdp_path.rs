@@ -383,3 +383,54 @@ fn pinned_xdp_keeps_flows_across_a_restart_of_its_owner() {
     drop(conns);
     drop(second);
 }
+
+/// Fail closed on the packet path: TCP to an address in 11.0.0.0/8 that is no VIP is dropped at
+/// XDP, and counted, instead of being routed on. The node here routes 11.0.0.0/8 to a backend
+/// namespace that takes every address in it as its own, so without the drop the connection
+/// succeeds (checked first, before the data plane starts). All of it stays in the test's
+/// namespaces: none has a route out.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "needs root (BPF, network namespaces, cgroups); runs under CI=true"
+)]
+fn xdp_drops_packets_to_named_vip_addresses_that_are_no_vip() {
+    require_root("xdp_drops_packets_to_named_vip_addresses_that_are_no_vip");
+    let topo = topology();
+    topo.b1.ip("route add local 11.0.0.0/8 dev lo");
+    topo.node.ip("route add 11.0.0.0/8 via 10.77.2.11");
+    topo.b1.run(|| tcp_backend(sa("0.0.0.0:9090"), "stray"));
+    let stray = sa("11.0.0.99:9090");
+    let reach = |topo: &Topology| topo.client.run(move || Conn::open(stray)?.who());
+    assert_eq!(
+        reach(&topo).ok().as_deref(),
+        Some("stray"),
+        "the range is routed"
+    );
+
+    let web = named_key("/web", Protocol::Tcp, 80);
+    let be = topo.b1.run(|| tcp_backend(sa("10.77.2.12:8080"), "web"));
+    let t = table(vec![(web.clone(), vec![backend(be, 1, "n1")])]);
+    let vip = SocketAddr::new(named_v4(&t, &web), 80);
+    let config = DataPlaneConfig {
+        socket_lb: false,
+        xdp_interfaces: vec![topo.ifname.clone()],
+        xdp_mode: xdp_mode(),
+        ..DataPlaneConfig::default()
+    };
+    let mut dp = topo
+        .node
+        .run(move || DataPlane::start(&config))
+        .unwrap_or_else(|e| panic!("{e}"));
+    dp.apply(&desired(&t, &t.named_addresses(), &BTreeSet::new()))
+        .unwrap();
+    let err = reach(&topo).expect_err("a packet to a non-VIP in the range left the node");
+    println!("connect to {stray} with the data plane on: {err}");
+    // The VIP in the same range is still balanced, and its other ports are no VIP.
+    let who = topo.client.run(move || Conn::open(vip)?.who());
+    assert_eq!(who.ok().as_deref(), Some("web"));
+    let other_port = SocketAddr::new(vip.ip(), 9090);
+    assert!(topo.client.run(move || Conn::open(other_port)).is_err());
+    let globals: BTreeMap<_, _> = dp.global_counters().into_iter().collect();
+    assert!(globals["xdp_range_dropped"] >= 2, "{globals:?}");
+}

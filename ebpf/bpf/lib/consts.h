@@ -71,8 +71,9 @@
 
 /*
  * The named-VIP ranges (beacon_catalog NAMED_V4_POOL and NAMED_V6_POOL): 11.0.0.0/8 and
- * fd01:c::/64, host order. Socket LB fails closed there: a connect()/sendmsg() to an address
- * in them that is no VIP is refused on the node instead of being routed off it.
+ * fd01:c::/64, host order. Both paths fail closed there: a connect()/sendmsg() to an address
+ * in them that is no VIP is refused on the node, and XDP drops such a packet, instead of either
+ * being routed off the node.
  */
 #define BEACON_NAMED_V4_NET 0x0b000000U
 #define BEACON_NAMED_V4_MASK 0xff000000U
@@ -110,6 +111,7 @@ enum beacon_stat {
 	BEACON_STAT_SOCK_RANGE_REFUSED, /* connect/sendmsg to a named-VIP address that is no VIP */
 	BEACON_STAT_XDP_FLOW_UNSAVED, /* new flows over the rate guard: balanced, not saved */
 	BEACON_STAT_XDP_REVNAT_RESTORED, /* flow hits whose evicted reverse entry was written again */
+	BEACON_STAT_XDP_RANGE_DROPPED, /* packets to a named-VIP address:port that is no VIP: dropped */
 	BEACON_STAT_MAX,
 };
 

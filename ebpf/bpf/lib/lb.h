@@ -18,6 +18,15 @@
 #include "hash.h"
 #include "maps.h"
 
+/* Whether an address lies in the named-VIP ranges (11.0.0.0/8, fd01:c::/64): Beacon's alone. */
+static __always_inline int in_named_range(const union beacon_addr *addr, __u8 family)
+{
+	if (family == BEACON_AF_INET)
+		return (bpf_ntohl(addr->v4) & BEACON_NAMED_V4_MASK) == BEACON_NAMED_V4_NET;
+	return addr->v6[0] == bpf_htonl(BEACON_NAMED_V6_NET_HI) &&
+	       addr->v6[1] == bpf_htonl(BEACON_NAMED_V6_NET_LO);
+}
+
 static __always_inline struct vip_info *vip_lookup(const union beacon_addr *addr, __be16 port,
 						   __u8 proto, __u8 family)
 {

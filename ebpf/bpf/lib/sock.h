@@ -54,14 +54,6 @@ static __always_inline struct vip_info *sock_vip(const struct sock_dest *dest)
 	return vip;
 }
 
-/* Whether a destination lies in the named-VIP ranges (11.0.0.0/8, fd01:c::/64). */
-static __always_inline int sock_in_named_range(const struct sock_dest *dest)
-{
-	if (dest->family == BEACON_AF_INET)
-		return (bpf_ntohl(dest->addr.v4) & BEACON_NAMED_V4_MASK) == BEACON_NAMED_V4_NET;
-	return dest->addr.v6[0] == bpf_htonl(BEACON_NAMED_V6_NET_HI) &&
-	       dest->addr.v6[1] == bpf_htonl(BEACON_NAMED_V6_NET_LO);
-}
 
 /*
  * Whether a destination sock_vip() found no VIP for must be refused (fail closed): it lies in
@@ -71,7 +63,7 @@ static __always_inline int sock_in_named_range(const struct sock_dest *dest)
  */
 static __always_inline int sock_refuse_unknown(const struct sock_dest *dest)
 {
-	if (!sock_in_named_range(dest))
+	if (!in_named_range(&dest->addr, dest->family))
 		return 0;
 	if (vip_lookup(&dest->addr, dest->port, dest->proto, dest->family))
 		return 0;

@@ -37,6 +37,10 @@ use crate::core::store::Origin;
 use crate::error::Error;
 use crate::wire;
 
+/// How soon after the word that a member is down its own datagram still counts as its leave
+/// (see `Membership::heard_from_down`): a leave's datagrams all go out within a second.
+const LEAVE_AFTER_DOWN: Duration = Duration::from_secs(2);
+
 /// Membership tuning. The default is tuned for a LAN with sub-millisecond to few-millisecond
 /// round trips, to detect a dead node in about 3 s at 1,000 nodes (see the simulator benchmark).
 #[derive(Clone, Debug)]
@@ -151,6 +155,8 @@ pub struct Membership {
     /// Members that told us themselves that they were going (foca's `leave_cluster`): the
     /// only way a member's "down" update comes from the member itself.
     left: HashSet<NodeId>,
+    /// When we heard second-hand that a member is down (see `heard_from_down`).
+    down_heard: HashMap<NodeId, Instant>,
     tuned_for: usize,
     swim_errors: u64,
 }
@@ -250,6 +256,7 @@ impl Membership {
             health: LocalHealth::new(max_health),
             last_seen: HashMap::new(),
             left: HashSet::new(),
+            down_heard: HashMap::new(),
             tuned_for: 1,
             swim_errors: 0,
         }
@@ -279,6 +286,9 @@ impl Membership {
         }
         let result = self.foca.handle_data(swim, &mut self.effects);
         self.drain_from(now, sender.as_ref());
+        if let Some(sender) = sender {
+            self.heard_from_down(now, sender);
+        }
         result.map_err(|e| {
             self.swim_errors += 1;
             Error::Swim(e)
@@ -368,6 +378,25 @@ impl Membership {
     /// How many live members we know, ourselves excluded.
     pub fn num_members(&self) -> usize {
         self.foca.num_members()
+    }
+
+    /// A member we were told is down that talks to us itself, soon after and without coming
+    /// back up, is leaving: its own leave arrived after another member's word of it, which only
+    /// says down. (A member wrongly declared down comes back up under a new identity instead.)
+    fn heard_from_down(&mut self, now: Instant, sender: NodeId) {
+        let Some(&heard) = self.down_heard.get(&sender) else {
+            return;
+        };
+        let down = (self.foca.iter_membership_state())
+            .any(|m| m.id() == &sender && m.state() == State::Down);
+        if down
+            && now.saturating_duration_since(heard) <= LEAVE_AFTER_DOWN
+            && !self.left.contains(&sender)
+        {
+            self.down_heard.remove(&sender);
+            self.left.insert(sender.clone());
+            self.events.push_back(Event::MemberLeft(sender));
+        }
     }
 
     /// Every member we know, down ones included, for `/v1/nodes`.
@@ -562,6 +591,7 @@ impl Membership {
                 }
                 OwnedNotification::MemberDown(id) => {
                     resize = true;
+                    self.down_heard.insert(id.clone(), now);
                     Event::MemberDown(id)
                 }
                 OwnedNotification::Rename(old, new) => Event::MemberRenamed { old, new },
@@ -579,6 +609,7 @@ impl Membership {
             let known: HashSet<&NodeId> =
                 self.foca.iter_membership_state().map(Member::id).collect();
             self.left.retain(|id| known.contains(id));
+            self.down_heard.retain(|id, _| known.contains(id));
             self.retune();
         }
     }
