@@ -57,6 +57,18 @@ impl Drop for TempDir {
     }
 }
 
+/// Held by the tests that run `beacon demo`: its data plane attaches to the root cgroup (one
+/// data plane per host, as the demo says), where two at once would refuse each other's VIPs
+/// (each fails closed on the named-VIP ranges it does not program).
+pub(crate) static ROOT_CGROUP_DATA_PLANE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`ROOT_CGROUP_DATA_PLANE`], whatever a panicking holder left.
+pub(crate) fn root_cgroup_data_plane() -> std::sync::MutexGuard<'static, ()> {
+    ROOT_CGROUP_DATA_PLANE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A child process killed (by its PID) on drop.
 pub(crate) struct Proc(pub Child);
 

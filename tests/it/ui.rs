@@ -39,6 +39,7 @@ fn browser() -> Option<&'static str> {
 #[test]
 fn web_view_shows_the_demo_and_updates_without_a_reload() {
     let Some(browser) = browser() else { return };
+    let _one = root_cgroup_data_plane();
     let demo = Demo::start();
     let url = format!("http://{}/ui", demo.http[0]);
     let dir = TempDir::new("ui");
@@ -104,6 +105,7 @@ struct Demo {
     http: Vec<SocketAddr>,
     child: Child,
     _stdout: BufReader<ChildStdout>,
+    log: std::path::PathBuf,
 }
 
 impl Demo {
@@ -112,8 +114,10 @@ impl Demo {
         cmd.args(["demo", "--json"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
+        // Its log, to say why if it ends early.
+        let log = std::env::temp_dir().join(format!("beacon-ui-demo-{}.log", std::process::id()));
         if std::env::var_os("BEACON_TEST_LOG").is_none() {
-            cmd.stderr(Stdio::null());
+            cmd.stderr(std::fs::File::create(&log).unwrap());
         }
         let mut child = cmd.spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -121,7 +125,9 @@ impl Demo {
         while http.len() < 3 {
             let mut line = String::new();
             if stdout.read_line(&mut line).unwrap() == 0 {
-                panic!("beacon demo ended before printing its nodes");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = std::fs::remove_file(&log);
+                panic!("beacon demo ended before printing its nodes; its log:\n{said}");
             }
             let v: Value = serde_json::from_str(&line).unwrap();
             if let Some(t) = v["token"].as_str() {
@@ -137,12 +143,14 @@ impl Demo {
             http,
             child,
             _stdout: stdout,
+            log,
         }
     }
 }
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
         // SIGTERM: the demo stops its agents in order; SIGKILL only if it does not end.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);

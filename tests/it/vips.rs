@@ -407,6 +407,7 @@ fn the_data_plane_outlives_a_kill_9_of_the_agent() {
 )]
 fn the_demo_leaves_nothing_attached_or_pinned() {
     require_root("the_demo_leaves_nothing_attached_or_pinned");
+    let _one = root_cgroup_data_plane();
     let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(["demo", "--json", "--nodes", "1"])
         .stdin(Stdio::null())
