@@ -38,10 +38,11 @@ mod recordio;
 mod state;
 mod wire;
 
-pub use event::{AgentEntry, Event, EventError, FrameworkEntry, Snapshot, TaskEntry, decode_event};
+pub use event::{AgentEntry, Event, EventError, FrameworkEntry, Snapshot, TaskEntry};
 pub use from_v0::{events_between_v0, snapshot_from_v0};
 pub use recordio::{FrameError, MAX_PREFIX_DIGITS, RecordIo, encode_record};
 pub use state::{StreamState, Unplaced, leaves_active_list};
+pub use wire::decode_event;
 
 #[cfg(test)]
 mod tests;

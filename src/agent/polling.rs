@@ -7,14 +7,14 @@ use beacon_catalog::Catalog;
 use beacon_dns::metrics::DnsMetrics;
 use tokio_util::sync::CancellationToken;
 
-use super::streaming::Follow;
 use crate::common::wall_millis;
-use crate::metrics::SourceMetrics;
+use crate::metrics::{SourceMetrics, StreamMetrics};
 use crate::publish::last_known::LastKnown;
 use crate::publish::{Current, MESOS_MASTER, NodeOrigin, PublishError, Sink};
 use crate::source::FetchError;
 use crate::source::master::MasterPoller;
 use crate::source::mesos_agent::MesosAgentPoller;
+use crate::source::stream::MasterStream;
 use crate::source::zk::MastersRx;
 
 /// Where a poll loop reads and what it writes.
@@ -65,6 +65,14 @@ pub(super) async fn woken(wake: &mut Option<MastersRx>) {
     if gone {
         std::future::pending::<()>().await;
     }
+}
+
+/// The stream loop's parts besides the poll loop's.
+pub struct Follow {
+    /// Where the events come from.
+    pub stream: MasterStream,
+    /// Its metrics.
+    pub metrics: StreamMetrics,
 }
 
 /// Why one poll failed.

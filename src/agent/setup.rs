@@ -6,9 +6,8 @@ use beacon_dns::metrics::DnsMetrics;
 use prometheus::Registry;
 
 use super::error::AgentError;
-use super::polling::{Refresh, Source};
+use super::polling::{Follow, Refresh, Source};
 use super::recovery::Recovery;
-use super::streaming::Follow;
 use crate::cluster::Cluster;
 use crate::config::zk::ZkUrl;
 use crate::config::{Config, ConfigError, Endpoints};

@@ -10,9 +10,8 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::polling::{Refresh, woken};
-use crate::metrics::StreamMetrics;
-use crate::source::stream::{Applied, Extras, MasterStream, StreamError, Subscription};
+use super::polling::{Follow, Refresh, woken};
+use crate::source::stream::{Applied, Extras, StreamError, Subscription};
 
 /// Changes are published at most this often: a burst of events (a deployment of 100
 /// instances) is one publication, not 100.
@@ -20,14 +19,6 @@ const COALESCE: Duration = Duration::from_millis(25);
 /// The first pause after a stream ends, and the longest.
 const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// The stream loop's parts besides the poll loop's.
-pub struct Follow {
-    /// Where the events come from.
-    pub stream: MasterStream,
-    /// Its metrics.
-    pub metrics: StreamMetrics,
-}
 
 impl Refresh {
     /// Follows the master's event stream until `shutdown`.

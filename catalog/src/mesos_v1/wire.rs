@@ -5,6 +5,8 @@
 //! read from the stream equals the task read from `/master/state`. `default` everywhere: the
 //! master omits empty fields.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::model::{Discovery, DiscoveryPort, Label, NetworkInfo, PortRange, Status, Task};
@@ -389,5 +391,77 @@ fn labels_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Label>, D
         Some(Either::List(l)) => l,
         Some(Either::Wrapped(w)) => w.labels,
         None => Vec::new(),
+    })
+}
+
+/// Decodes one RecordIO record of the SUBSCRIBE stream.
+pub fn decode_event(record: &[u8]) -> Result<event::Event, EventError> {
+    let raw: Event = serde_json::from_slice(record)?;
+    let kind = raw
+        .kind
+        .ok_or_else(|| EventError::Missing("event without type".into()))?;
+    let missing = |what: &str| EventError::Missing(format!("{kind} without {what}"));
+    Ok(match kind.as_str() {
+        "SUBSCRIBED" => {
+            let subscribed = raw.subscribed.ok_or_else(|| missing("subscribed"))?;
+            let heartbeat_interval = subscribed
+                .heartbeat_interval_seconds
+                .map(|s| Duration::try_from_secs_f64(s).map_err(|_| EventError::BadHeartbeat(s)))
+                .transpose()?;
+            let state = subscribed
+                .get_state
+                .ok_or_else(|| missing("subscribed.get_state"))?;
+            event::Event::Subscribed {
+                snapshot: state.into_snapshot()?,
+                heartbeat_interval,
+            }
+        }
+        "TASK_ADDED" => {
+            let added = raw.task_added.ok_or_else(|| missing("task_added"))?;
+            event::Event::TaskAdded(Box::new(added.task.into_entry("TASK_ADDED task")?))
+        }
+        "TASK_UPDATED" => {
+            let updated = raw.task_updated.ok_or_else(|| missing("task_updated"))?;
+            updated.into_event()?
+        }
+        "AGENT_ADDED" => {
+            let added = raw.agent_added.ok_or_else(|| missing("agent_added"))?;
+            event::Event::AgentAdded(added.agent.into_entry("AGENT_ADDED agent")?)
+        }
+        "AGENT_REMOVED" => {
+            let removed = raw.agent_removed.ok_or_else(|| missing("agent_removed"))?;
+            event::Event::AgentRemoved {
+                agent_id: id(removed.agent_id, "AGENT_REMOVED without agent_id")?,
+            }
+        }
+        "FRAMEWORK_ADDED" => {
+            let added = raw
+                .framework_added
+                .ok_or_else(|| missing("framework_added"))?;
+            event::Event::FrameworkAdded(added.framework.into_entry("FRAMEWORK_ADDED framework")?)
+        }
+        "FRAMEWORK_UPDATED" => {
+            let updated = raw
+                .framework_updated
+                .ok_or_else(|| missing("framework_updated"))?;
+            event::Event::FrameworkUpdated(
+                updated
+                    .framework
+                    .into_entry("FRAMEWORK_UPDATED framework")?,
+            )
+        }
+        "FRAMEWORK_REMOVED" => {
+            let removed = raw
+                .framework_removed
+                .ok_or_else(|| missing("framework_removed"))?;
+            let info = removed
+                .framework_info
+                .ok_or_else(|| missing("framework_removed.framework_info"))?;
+            event::Event::FrameworkRemoved {
+                framework_id: id(info.id, "FRAMEWORK_REMOVED without framework_info.id")?,
+            }
+        }
+        "HEARTBEAT" => event::Event::Heartbeat,
+        _ => event::Event::Unknown(kind),
     })
 }
