@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use beacon_catalog::Label;
 use beacon_catalog::vip::{VipAddress, VipKey, VipProblem, VipTable, VipWarning};
+use beacon_catalog::{Catalog, Label};
 
 use crate::config::{Config, Endpoints};
 
@@ -20,6 +20,9 @@ pub struct Fence {
     fixed: BTreeSet<IpAddr>,
     /// Cluster members' gossip addresses, by name.
     members: BTreeMap<String, IpAddr>,
+    /// The masters the catalog names (the leader, and those ZooKeeper found), which the
+    /// configuration cannot list: a VIP there would capture the master poll or stream.
+    named_masters: BTreeSet<IpAddr>,
     /// VIPs one node's registrations may declare.
     quota: usize,
 }
@@ -30,6 +33,7 @@ impl Default for Fence {
         Self {
             fixed: BTreeSet::new(),
             members: BTreeMap::new(),
+            named_masters: BTreeSet::new(),
             quota: crate::config::VipSettings::default().max_registered_vips,
         }
     }
@@ -57,6 +61,7 @@ impl Fence {
         Self {
             fixed,
             members: BTreeMap::new(),
+            named_masters: BTreeSet::new(),
             quota: config.vip.max_registered_vips,
         }
     }
@@ -66,9 +71,22 @@ impl Fence {
         self.members.insert(member.to_string(), ip);
     }
 
+    /// Fences the masters `catalog` names: its leader and the masters ZooKeeper found.
+    pub fn masters_of(&mut self, catalog: &Catalog) {
+        let named = catalog.masters.iter().filter_map(|m| {
+            let host = m.rsplit_once(':')?.0;
+            Some(host.trim_matches(['[', ']']))
+        });
+        let leader = catalog.leader.as_ref().map(|pid| pid.host.as_str());
+        self.named_masters = named
+            .chain(leader)
+            .flat_map(|host| catalog.ips_of(host))
+            .collect();
+    }
+
     /// Why `ip` may not be a VIP, if it may not.
     pub fn refuses(&self, ip: IpAddr) -> Option<&'static str> {
-        if self.fixed.contains(&ip) {
+        if self.fixed.contains(&ip) || self.named_masters.contains(&ip) {
             return Some("a Mesos master or agent, a DNS upstream, or this host");
         }
         self.members
@@ -156,5 +174,25 @@ mod tests {
         // The three fenced, and the fifth over the node's quota of one.
         assert_eq!(left, ["10.4.4.4:80"]);
         assert_eq!(table.warnings.len(), 4);
+    }
+
+    /// The same attack on a master the configuration does not list: the leader and the masters
+    /// ZooKeeper named, which the catalog carries.
+    #[test]
+    fn vips_on_masters_the_catalog_names_are_fenced_off() {
+        let mut fence = Fence::default();
+        let catalog = Catalog {
+            leader: beacon_catalog::mesos::parse_pid("master@10.6.6.6:5050").ok(),
+            masters: vec!["10.7.7.7:5050".into(), "[fd00::7]:5050".into()],
+            ..Catalog::default()
+        };
+        for ip in ["10.6.6.6", "10.7.7.7", "fd00::7"] {
+            assert_eq!(fence.refuses(ip.parse().unwrap()), None, "{ip} before");
+        }
+        fence.masters_of(&catalog);
+        for ip in ["10.6.6.6", "10.7.7.7", "fd00::7"] {
+            assert!(fence.refuses(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        assert_eq!(fence.refuses("10.8.8.8".parse().unwrap()), None);
     }
 }

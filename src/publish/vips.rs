@@ -158,7 +158,10 @@ impl Vips {
     /// `owners` maps Mesos agent ids to the gossip node that polls them. Blocking.
     pub fn prepare(&self, catalog: &Catalog, owners: &BTreeMap<String, String>) -> VipPlan<'_> {
         let mut table = extract(catalog);
-        lock(&self.fence).apply(&mut table);
+        let mut fence = lock(&self.fence);
+        fence.masters_of(catalog);
+        fence.apply(&mut table);
+        drop(fence);
         let addresses = table.named_addresses();
         let unreachable = self.unreachable(owners);
         let programming = self.plane.as_ref().map(|plane| {
