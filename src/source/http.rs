@@ -98,8 +98,14 @@ impl MesosClient {
         })
     }
 
-    /// The body of a 2xx reply, `None` on 404, an error otherwise.
+    /// The body of a 2xx reply, `None` on 404, an error otherwise (also for a body over
+    /// [`MAX_BODY`]).
     pub async fn get(&self, url: &str) -> Result<Option<Vec<u8>>, FetchError> {
+        self.get_within(url, MAX_BODY).await
+    }
+
+    /// [`get`](Self::get) with a body of at most `limit` bytes.
+    pub async fn get_within(&self, url: &str, limit: usize) -> Result<Option<Vec<u8>>, FetchError> {
         let err = |reason: String| FetchError::Http {
             url: url.to_string(),
             reason,
@@ -119,9 +125,9 @@ impl MesosClient {
         if !status.is_success() {
             return Err(err(status.to_string()));
         }
-        let body = resp.bytes().await.map_err(|e| err(error_chain(&e)))?;
+        let body = read_body(resp, url, limit).await?;
         self.counted(body.len());
-        Ok(Some(body.to_vec()))
+        Ok(Some(body))
     }
 
     /// POSTs a v1 operator API call (`{"type": ...}` as JSON) and returns the response,
@@ -195,6 +201,30 @@ fn tls_config(config: &MesosDnsConfig) -> Result<rustls::ClientConfig, ClientErr
     builder
         .with_client_auth_cert(chain, key)
         .map_err(|e| ClientError::Setup(e.to_string()))
+}
+
+/// The most a state document may weigh (a 10,000-task master's is about 5 MB).
+pub(crate) const MAX_BODY: usize = 256 << 20;
+
+/// A response's body, read chunk by chunk and refused past `limit` bytes, so that a master (or
+/// whatever answers in its place) cannot make the agent hold an unbounded document.
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    url: &str,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let err = |reason: String| FetchError::Http {
+        url: url.to_string(),
+        reason,
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| err(error_chain(&e)))? {
+        if body.len() + chunk.len() > limit {
+            return Err(err(format!("body larger than {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An error with its causes, on one line: reqwest's top-level message alone rarely says why.

@@ -150,6 +150,19 @@ mod tests {
         }
     }
 
+    /// A body larger than the reader allows is an error, not a document held whole.
+    #[tokio::test]
+    async fn an_oversized_body_is_refused() {
+        let master = FakeMaster::start(([127, 0, 0, 1], 0).into(), state())
+            .await
+            .unwrap();
+        let client = MesosClient::new(&config(master.addr())).unwrap();
+        let url = format!("http://{}/master/state", master.addr());
+        let whole = client.get_within(&url, 1 << 20).await.unwrap().unwrap();
+        let err = client.get_within(&url, whole.len() - 1).await.unwrap_err();
+        assert!(err.to_string().contains("body larger than"), "{err}");
+    }
+
     #[tokio::test]
     async fn basic_auth_is_sent_when_configured() {
         let master = FakeMaster::start(([127, 0, 0, 1], 0).into(), state())

@@ -20,7 +20,7 @@ use beacon_catalog::Catalog;
 use beacon_catalog::mesos_v1::{Event, RecordIo, StreamState, decode_event};
 use serde::Deserialize;
 
-use super::http::{MesosClient, error_chain};
+use super::http::{MesosClient, error_chain, read_body};
 use super::master::MasterPoller;
 use super::{ClientError, FetchError, resolve_hostnames};
 use crate::config::MesosDnsConfig;
@@ -31,6 +31,11 @@ const MAX_RECORD: usize = 256 << 20;
 const MISSED_HEARTBEATS: u32 = 3;
 /// The heartbeat interval assumed when SUBSCRIBED gives none (Mesos's default).
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// The heartbeat intervals taken from a master, whatever it announces: a stream silent for
+/// more than three times the longest is given up.
+const HEARTBEAT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+/// The most the small documents (GET_MASTER, state-summary) may weigh.
+const MAX_SMALL: usize = 16 << 20;
 
 /// Subscribes to the masters' event streams.
 #[derive(Clone)]
@@ -169,7 +174,7 @@ impl MasterStream {
             client: self.streaming.clone(),
             framing: RecordIo::new(MAX_RECORD),
             state: StreamState::default(),
-            silence: DEFAULT_HEARTBEAT * MISSED_HEARTBEATS,
+            silence: silence_for(None),
             detected: detected.to_vec(),
         };
         subscription.snapshot().await?;
@@ -247,7 +252,8 @@ impl MasterStream {
             pid: Option<String>,
         }
         let url = format!("{}://{master}/master/state-summary", self.streaming.scheme);
-        let body = (self.poller.client().get(&url).await?).ok_or_else(|| FetchError::Http {
+        let client = self.poller.client();
+        let body = (client.get_within(&url, MAX_SMALL).await?).ok_or_else(|| FetchError::Http {
             url: url.clone(),
             reason: "404 Not Found".into(),
         })?;
@@ -266,17 +272,23 @@ pub struct Extras {
     framework_pids: HashMap<String, String>,
 }
 
-/// A whole reply body of a few kilobytes, or the error its status means.
+/// A whole reply body of a few kilobytes (at most [`MAX_SMALL`]), or the error its status means.
 async fn read_small(response: reqwest::Response, url: &str) -> Result<Vec<u8>, FetchError> {
-    let err = |reason: String| FetchError::Http {
-        url: url.to_string(),
-        reason,
-    };
     if !response.status().is_success() {
-        return Err(err(response.status().to_string()));
+        return Err(FetchError::Http {
+            url: url.to_string(),
+            reason: response.status().to_string(),
+        });
     }
-    let body = response.bytes().await.map_err(|e| err(error_chain(&e)))?;
-    Ok(body.to_vec())
+    read_body(response, url, MAX_SMALL).await
+}
+
+/// How long a stream may stay silent: three heartbeat intervals, the interval the master
+/// announced kept within [`HEARTBEAT_RANGE`] (a master announcing years must not make the
+/// watchdog wait forever, nor overflow it).
+fn silence_for(announced: Option<Duration>) -> Duration {
+    let (least, most) = HEARTBEAT_RANGE;
+    announced.unwrap_or(DEFAULT_HEARTBEAT).clamp(least, most) * MISSED_HEARTBEATS
 }
 
 /// What one event did to the state.
@@ -301,8 +313,7 @@ impl Subscription {
                 heartbeat_interval,
             }) => {
                 self.state = StreamState::from(snapshot);
-                let interval = heartbeat_interval.unwrap_or(DEFAULT_HEARTBEAT);
-                self.silence = interval * MISSED_HEARTBEATS;
+                self.silence = silence_for(heartbeat_interval);
                 Ok(())
             }
             Ok(_) => Err(self.ended("the first event was not SUBSCRIBED".into())),
@@ -369,5 +380,24 @@ impl Subscription {
             master: self.master.clone(),
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_announcing_any_heartbeat_gets_a_bounded_watchdog() {
+        assert_eq!(silence_for(None), Duration::from_secs(45));
+        assert_eq!(
+            silence_for(Some(Duration::from_secs(2))),
+            Duration::from_secs(6)
+        );
+        assert_eq!(silence_for(Some(Duration::ZERO)), Duration::from_secs(3));
+        // 10^18 s is a valid Duration; three of them are not.
+        let years = Duration::from_secs(1_000_000_000_000_000_000);
+        assert_eq!(silence_for(Some(years)), Duration::from_secs(900));
+        assert_eq!(silence_for(Some(Duration::MAX)), Duration::from_secs(900));
     }
 }
