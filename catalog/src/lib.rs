@@ -18,6 +18,7 @@ pub mod mesos;
 pub mod mesos_v1;
 mod model;
 pub mod registration;
+mod shapes;
 pub mod vip;
 
 pub use model::{

@@ -7,10 +7,8 @@
 
 use serde::Deserialize;
 
-use crate::model::{
-    Agent, Catalog, Discovery, DiscoveryPort, Framework, Label, NetworkInfo, Pid, PortRange,
-    Status, Task,
-};
+use crate::model::{Agent, Catalog, Discovery, Framework, Label, Pid, PortRange, Status, Task};
+use crate::shapes::{RawDiscovery, RawStatus, labels_either};
 
 /// Why a state document was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -167,51 +165,16 @@ fn convert_task(t: RawTask) -> Task {
         name: t.name,
         agent_id: t.slave_id,
         state: t.state,
-        statuses: t.statuses.into_iter().map(convert_status).collect(),
+        statuses: t.statuses.into_iter().map(Status::from).collect(),
         ports: t
             .resources
             .ports
             .as_deref()
             .map(parse_port_ranges)
             .unwrap_or_default(),
-        discovery: t.discovery.map(|d| Discovery {
-            name: d.name,
-            ports: d
-                .ports
-                .ports
-                .into_iter()
-                .filter_map(|p| {
-                    Some(DiscoveryPort {
-                        number: u16::try_from(p.number).ok()?,
-                        protocol: p.protocol,
-                        name: p.name,
-                        labels: p.labels.labels,
-                    })
-                })
-                .collect(),
-            labels: d.labels.labels,
-        }),
+        discovery: t.discovery.map(Discovery::from),
         labels: t.labels,
         ips: Vec::new(),
-    }
-}
-
-fn convert_status(s: RawStatus) -> Status {
-    Status {
-        state: s.state,
-        timestamp: s.timestamp,
-        labels: s.labels,
-        network_infos: s
-            .container_status
-            .network_infos
-            .into_iter()
-            .map(|n| NetworkInfo {
-                ip_addresses: n.ip_addresses.into_iter().map(|a| a.ip_address).collect(),
-                ip_address: n.ip_address,
-                name: n.name,
-            })
-            .collect(),
-        healthy: s.healthy,
     }
 }
 
@@ -296,90 +259,6 @@ struct RawTask {
 #[derive(Deserialize, Default)]
 struct RawResources {
     ports: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawStatus {
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    timestamp: f64,
-    #[serde(default, deserialize_with = "labels_either")]
-    labels: Vec<Label>,
-    #[serde(default)]
-    container_status: RawContainerStatus,
-    healthy: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawContainerStatus {
-    #[serde(default)]
-    network_infos: Vec<RawNetworkInfo>,
-}
-
-#[derive(Deserialize)]
-struct RawNetworkInfo {
-    #[serde(default)]
-    ip_addresses: Vec<RawIpAddress>,
-    ip_address: Option<String>,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct RawIpAddress {
-    #[serde(default)]
-    ip_address: String,
-}
-
-#[derive(Deserialize)]
-struct RawDiscovery {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    ports: RawDiscoveryPorts,
-    #[serde(default)]
-    labels: RawLabels,
-}
-
-#[derive(Deserialize, Default)]
-struct RawDiscoveryPorts {
-    #[serde(default)]
-    ports: Vec<RawDiscoveryPort>,
-}
-
-#[derive(Deserialize)]
-struct RawDiscoveryPort {
-    #[serde(default)]
-    number: u64,
-    #[serde(default)]
-    protocol: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    labels: RawLabels,
-}
-
-#[derive(Deserialize, Default)]
-struct RawLabels {
-    #[serde(default)]
-    labels: Vec<Label>,
-}
-
-/// Mesos writes labels as a bare list in statuses and as `{"labels": [...]}` in task and
-/// DiscoveryInfo objects; accept both.
-fn labels_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Label>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        List(Vec<Label>),
-        Wrapped(RawLabels),
-    }
-    Ok(match Option::<Either>::deserialize(d)? {
-        Some(Either::List(l)) => l,
-        Some(Either::Wrapped(w)) => w.labels,
-        None => Vec::new(),
-    })
 }
 
 #[cfg(test)]

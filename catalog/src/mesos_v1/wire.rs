@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{Discovery, DiscoveryPort, Label, NetworkInfo, PortRange, Status, Task};
+use crate::model::{Discovery, Label, PortRange, Status, Task};
+use crate::shapes::{RawDiscovery, RawStatus, labels_either};
 
 use super::event::{self, AgentEntry, EventError, FrameworkEntry, Snapshot, TaskEntry};
 
@@ -138,10 +139,10 @@ pub(super) struct WireTask {
     #[serde(default)]
     resources: Vec<Resource>,
     #[serde(default)]
-    statuses: Vec<WireStatus>,
+    statuses: Vec<RawStatus>,
     #[serde(default, deserialize_with = "labels_either")]
     labels: Vec<Label>,
-    discovery: Option<WireDiscovery>,
+    discovery: Option<RawDiscovery>,
 }
 
 #[derive(Deserialize)]
@@ -164,75 +165,13 @@ struct Range {
     end: Option<u64>,
 }
 
+/// A TASK_UPDATED status: the task's status, and which task it is.
 #[derive(Deserialize)]
 struct WireStatus {
     task_id: Option<Id>,
     agent_id: Option<Id>,
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    timestamp: f64,
-    #[serde(default, deserialize_with = "labels_either")]
-    labels: Vec<Label>,
-    #[serde(default)]
-    container_status: ContainerStatus,
-    healthy: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-struct ContainerStatus {
-    #[serde(default)]
-    network_infos: Vec<WireNetworkInfo>,
-}
-
-#[derive(Deserialize)]
-struct WireNetworkInfo {
-    #[serde(default)]
-    ip_addresses: Vec<IpAddress>,
-    /// Mesos 0.25's single address: gone from v1, read so that v0 converts without loss.
-    ip_address: Option<String>,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct IpAddress {
-    #[serde(default)]
-    ip_address: String,
-}
-
-#[derive(Deserialize)]
-struct WireDiscovery {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    ports: DiscoveryPorts,
-    #[serde(default)]
-    labels: Labels,
-}
-
-#[derive(Deserialize, Default)]
-struct DiscoveryPorts {
-    #[serde(default)]
-    ports: Vec<WireDiscoveryPort>,
-}
-
-#[derive(Deserialize)]
-struct WireDiscoveryPort {
-    #[serde(default)]
-    number: u64,
-    #[serde(default)]
-    protocol: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    labels: Labels,
-}
-
-#[derive(Deserialize, Default)]
-struct Labels {
-    #[serde(default)]
-    labels: Vec<Label>,
+    #[serde(flatten)]
+    status: RawStatus,
 }
 
 /// The id's value, or [`EventError::Missing`] with `what` as its message.
@@ -273,7 +212,7 @@ impl TaskUpdated {
             agent_id,
             task_id,
             state,
-            status: convert_status(status),
+            status: status.status.into(),
         })
     }
 }
@@ -312,9 +251,9 @@ impl WireTask {
             name: self.name,
             agent_id: self.agent_id.and_then(|a| a.value).unwrap_or_default(),
             state: self.state,
-            statuses: self.statuses.into_iter().map(convert_status).collect(),
+            statuses: self.statuses.into_iter().map(Status::from).collect(),
             ports: port_ranges(&self.resources),
-            discovery: self.discovery.map(convert_discovery),
+            discovery: self.discovery.map(Discovery::from),
             labels: self.labels,
             ips: Vec::new(),
         };
@@ -337,61 +276,6 @@ fn port_ranges(resources: &[Resource]) -> Vec<PortRange> {
             (begin <= end).then_some(PortRange { begin, end })
         })
         .collect()
-}
-
-fn convert_status(s: WireStatus) -> Status {
-    Status {
-        state: s.state,
-        timestamp: s.timestamp,
-        labels: s.labels,
-        network_infos: s
-            .container_status
-            .network_infos
-            .into_iter()
-            .map(|n| NetworkInfo {
-                ip_addresses: n.ip_addresses.into_iter().map(|a| a.ip_address).collect(),
-                ip_address: n.ip_address,
-                name: n.name,
-            })
-            .collect(),
-        healthy: s.healthy,
-    }
-}
-
-fn convert_discovery(d: WireDiscovery) -> Discovery {
-    Discovery {
-        name: d.name,
-        ports: d
-            .ports
-            .ports
-            .into_iter()
-            .filter_map(|p| {
-                Some(DiscoveryPort {
-                    number: u16::try_from(p.number).ok()?,
-                    protocol: p.protocol,
-                    name: p.name,
-                    labels: p.labels.labels,
-                })
-            })
-            .collect(),
-        labels: d.labels.labels,
-    }
-}
-
-/// v1 writes `Labels` as `{"labels": [...]}`; v0 wrote bare lists in places. Accept both, as
-/// the v0 parser does.
-fn labels_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Label>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        List(Vec<Label>),
-        Wrapped(Labels),
-    }
-    Ok(match Option::<Either>::deserialize(d)? {
-        Some(Either::List(l)) => l,
-        Some(Either::Wrapped(w)) => w.labels,
-        None => Vec::new(),
-    })
 }
 
 /// Decodes one RecordIO record of the SUBSCRIBE stream.
