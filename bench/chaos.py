@@ -70,6 +70,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dnsbench  # noqa: E402  (the house helpers: the binary's path)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 5
 NET = "10.251.7"      # gossip, API and DNS addresses; bridge .254, master .100
@@ -218,8 +221,7 @@ class Soak:
     def __init__(self, args):
         self.args = args
         self.rng = random.Random(args.seed)
-        self.bin = os.environ.get("BEACON_BIN") or os.path.join(
-            os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/beacon")
+        self.bin = dnsbench.beacon_binary()
         self.tmp = tempfile.mkdtemp(prefix="bchaos-")
         self.tag = f"bchaos-{os.getpid()}"
         self.cg = None

@@ -41,6 +41,15 @@ import urllib.request
 LOOPBACK = "127.0.0.1"
 
 
+def beacon_binary():
+    """The release binary: $BEACON_BIN, else target/release/beacon (under $CARGO_TARGET_DIR)."""
+    if os.environ.get("BEACON_BIN"):
+        return os.environ["BEACON_BIN"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    return os.path.join(target, "release", "beacon")
+
+
 def die(msg):
     print("dnsbench.py: " + msg, file=sys.stderr)
     sys.exit(1)

@@ -47,11 +47,7 @@ max_registrations = 1000000
 """
 
 
-def binary():
-    if os.environ.get("BEACON_BIN"):
-        return os.environ["BEACON_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "release", "beacon")
+binary = dnsbench.beacon_binary
 
 
 def body(i, version):

@@ -48,11 +48,7 @@ RMEM_MAX = 32 << 20
 RMEM_PATH = "/proc/sys/net/core/rmem_max"
 
 
-def binary():
-    if os.environ.get("BEACON_BIN"):
-        return os.environ["BEACON_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "release", "beacon")
+binary = dnsbench.beacon_binary
 
 
 def parse_args(argv):
