@@ -96,11 +96,10 @@ impl Refresh {
                     match applied {
                         Applied::Nothing => {}
                         Applied::Skipped => follow.metrics.skipped.inc(),
-                        Applied::Changed => {}
-                        Applied::FrameworkChanged => frameworks_changed = true,
-                    }
-                    if matches!(applied, Applied::Changed | Applied::FrameworkChanged) {
-                        due.get_or_insert_with(|| Instant::now() + COALESCE);
+                        Applied::Changed | Applied::FrameworkChanged => {
+                            frameworks_changed |= matches!(applied, Applied::FrameworkChanged);
+                            due.get_or_insert_with(|| Instant::now() + COALESCE);
+                        }
                     }
                 }
                 Ok(Err(ended)) => return ended,
