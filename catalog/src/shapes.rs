@@ -81,7 +81,7 @@ pub(crate) struct RawLabels {
 
 impl From<RawStatus> for Status {
     fn from(s: RawStatus) -> Self {
-        Status {
+        Self {
             state: s.state,
             timestamp: s.timestamp,
             labels: s.labels,
@@ -108,7 +108,7 @@ impl From<RawDiscovery> for Discovery {
                 labels: p.labels.labels,
             })
         });
-        Discovery {
+        Self {
             name: d.name,
             ports: ports.collect(),
             labels: d.labels.labels,
